@@ -1,0 +1,400 @@
+"""trioctrd: the daemon (dockerd's role).
+
+Owns the API, the images, the container records, the event bus and its
+journal.  It spawns the supervisor over a socketpair and restarts it with
+backoff whenever the link breaks, saying so in a daemon event.  Containers
+outlive the daemon (live restore is always on): a restarted daemon finds
+them through a new supervisor that re-adopts their shims.
+
+    trioctrd [--root DIR] [--exec-root DIR] [-H unix:///path.sock]
+             [--cgroup-parent NAME] [--add-runtime NAME=PATH] [--default-runtime NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import attrs
+import trio
+
+from messages import supervisor as sup
+from messages.errors import ErrorCode, RemoteError
+from messages.link import Link, LinkClosed
+
+from . import containers as C
+from .events import EventBus
+
+log = logging.getLogger("trioctr.daemon")
+
+VERSION = "0.1.0"
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.24"
+SUPERVISOR_WAIT = 15.0  # how long a request waits for a (re)starting supervisor
+STABLE_AFTER = 10.0  # a supervisor up this long resets the restart backoff
+
+
+@attrs.define
+class Config:
+    root: str = "/var/lib/trioctr"
+    exec_root: str = "/run/trioctr"
+    host: str = ""  # unix socket path; default <exec-root>/trioctr.sock
+    cgroup_parent: str = "trioctr"
+    runtimes: dict[str, str] = attrs.field(factory=dict)
+    default_runtime: str = "trioctr"
+    socket_mode: int = 0o660
+
+    def __attrs_post_init__(self) -> None:
+        self.root = os.path.abspath(self.root)
+        self.exec_root = os.path.abspath(self.exec_root)
+        if not self.host:
+            self.host = os.path.join(self.exec_root, "trioctr.sock")
+        for name in ("runc", "crun"):
+            if name not in self.runtimes:
+                path = shutil.which(name)
+                if path:
+                    self.runtimes[name] = path
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+class Daemon:
+    def __init__(self, config: Config):
+        from oci.store import ImageStore
+
+        self.config = config
+        self.id = ""
+        self.containers_dir = os.path.join(config.root, "containers")
+        for d in (config.root, self.containers_dir, config.exec_root):
+            os.makedirs(d, mode=0o711, exist_ok=True)
+        self.id = self._daemon_id()
+        self.images = ImageStore(os.path.join(config.root, "image"))
+        self.events = EventBus(os.path.join(config.root, "events.jsonl"))
+        self.records: dict[str, dict] = {r["Id"]: r for r in C.load_records(self.containers_dir)}
+        self.names: dict[str, str] = {r["Name"]: r["Id"] for r in self.records.values()}
+        self.locks: dict[str, trio.Lock] = {}
+        self.changed: dict[str, trio.Event] = {}
+        self.exit_seq: dict[str, int] = {}  # exits seen per container (wait next-exit)
+        self.removed_exit: dict[str, int] = {}  # exit code of removed containers (wait removed)
+        self.sup_link: Link | None = None
+        self.sup_ready = trio.Event()
+        self.sup_restarts = 0
+        self.started_at = time.time()
+        self.nursery: trio.Nursery | None = None
+
+    def _daemon_id(self) -> str:
+        path = os.path.join(self.config.root, "engine-id")
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            ident = os.urandom(16).hex()
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(ident)
+            os.rename(tmp, path)
+            return ident
+
+    # -- running ----------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from . import api
+        from .http import serve_unix
+
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            await nursery.start(self._keep_supervisor)
+            router = api.make_router(self)
+            await nursery.start(lambda task_status: serve_unix(
+                self.config.host, router, mode=self.config.socket_mode, task_status=task_status))
+            log.info("API listening on unix://%s", self.config.host)
+            task_status.started()
+
+    def close(self) -> None:
+        self.events.close()
+
+    # -- the supervisor link -------------------------------------------------------
+    async def _keep_supervisor(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        backoff = 0.1
+        first = True
+        log_path = os.path.join(self.config.exec_root, "supervisor.log")
+        while True:
+            parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            argv = [sys.executable, "-m", "actors.supervisor", "--fd", str(child.fileno()),
+                    "--exec-root", self.config.exec_root]
+            for name, path in sorted(self.config.runtimes.items()):
+                argv += ["--runtime", f"{name}={path}"]
+            with open(log_path, "ab") as logf:
+                proc = await trio.lowlevel.open_process(
+                    argv, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                    stdout=logf, stderr=logf, env=_child_env())
+            child.close()
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(parent))
+            link = Link(stream, role="daemon", name="supervisor")
+            up_since = time.monotonic()
+            why = "unknown"
+            try:
+                await link.handshake(timeout=60)
+                self.sup_link = link
+                self.events.publish("daemon", "supervisor-start" if first else "supervisor-restart",
+                                    self.id, {"pid": str(proc.pid), "name": socket.gethostname(),
+                                              "restarts": str(self.sup_restarts)})
+                async with trio.open_nursery() as n:
+                    async def serve_then_cancel():
+                        nonlocal why
+                        why = await link.serve(self)
+                        n.cancel_scope.cancel()
+
+                    n.start_soon(serve_then_cancel)
+                    await self._reconcile(link)
+                    self.sup_ready.set()
+                    if first:
+                        task_status.started()
+                        first = False
+            except (RemoteError, trio.TooSlowError, OSError) as exc:
+                why = f"handshake failed: {exc}"
+                log.error("supervisor %s", why)
+                if first:
+                    # a supervisor that cannot start at all is fatal at start-up
+                    pass
+            finally:
+                self.sup_link = None
+                self.sup_ready = trio.Event()
+                with trio.CancelScope(shield=True):
+                    await link.aclose()
+                    if proc.returncode is None:
+                        try:
+                            proc.kill()
+                        except ProcessLookupError:
+                            pass
+                    await proc.wait()
+            code = proc.returncode
+            self.sup_restarts += 1
+            log.warning("supervisor (pid %d) is gone: %s, exit %s; restarting in %.1fs",
+                        proc.pid, why, code, backoff)
+            self.events.publish("daemon", "supervisor-exit", self.id,
+                                {"pid": str(proc.pid), "exitCode": str(code), "reason": why,
+                                 "name": socket.gethostname()})
+            if time.monotonic() - up_since > STABLE_AFTER:
+                backoff = 0.1
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            if first and self.sup_restarts > 5:
+                raise RuntimeError(f"the supervisor does not start: {why}")
+
+    async def sup_request(self, msg, timeout: float = 60.0):
+        with trio.move_on_after(SUPERVISOR_WAIT):
+            await self.sup_ready.wait()
+        link = self.sup_link
+        if link is None or not self.sup_ready.is_set():
+            raise RemoteError(ErrorCode.UNAVAILABLE, "the supervisor is not running; try again")
+        return await link.request(msg, timeout=timeout)
+
+    async def _reconcile(self, link: Link) -> None:
+        """After a (re)start of the supervisor: make the records agree with the
+        tasks that really exist."""
+        reply = await link.request(sup.ListTasks(), timeout=60)
+        tasks = {t.container_id: t for t in reply.tasks}
+        for cid, rec in list(self.records.items()):
+            task = tasks.get(cid)
+            if C.is_running(rec):
+                if task is None:
+                    self.nursery.start_soon(functools.partial(
+                        self._on_exit, cid, 255, time.time_ns(),
+                        error="container lost while the engine was down", ack=False))
+                elif task.status == "stopped":
+                    self.nursery.start_soon(self._on_exit, cid, task.exit_status, task.exited_at)
+                elif task.pid and task.pid != rec["State"]["Pid"]:
+                    rec["State"]["Pid"] = task.pid
+                    self._save(rec)
+        for cid, task in tasks.items():
+            if cid not in self.records:
+                # a task with no record (its container was removed while we were
+                # down, or it never got one): stop it and let it go
+                self.nursery.start_soon(self._reap_orphan_task, cid, task.status)
+
+    async def _reap_orphan_task(self, cid: str, status: str) -> None:
+        try:
+            if status in ("created", "running", "paused"):
+                await self.sup_request(sup.KillTask(container_id=cid, signal=signal.SIGKILL, all=True))
+                await trio.sleep(0.2)
+            await self.sup_request(sup.DeleteTask(container_id=cid))
+        except RemoteError as exc:
+            log.warning("could not remove orphan task %s: %s", cid[:12], exc)
+
+    # Link handler: the supervisor sends task events; it makes no requests.
+    async def handle_request(self, link: Link, msg):
+        raise RemoteError(ErrorCode.UNIMPLEMENTED, "the daemon takes no requests from the supervisor")
+
+    async def handle_event(self, link: Link, msg) -> None:
+        assert self.nursery is not None
+        if isinstance(msg, sup.TaskExit):
+            self.nursery.start_soon(self._on_exit, msg.container_id, msg.exit_status, msg.exited_at)
+        elif isinstance(msg, sup.TaskAdopted):
+            self.events.publish("daemon", "adopt", self.id, {
+                "container": msg.task.container_id, "status": msg.task.status,
+                "pid": str(msg.task.pid), "name": socket.gethostname()})
+        elif isinstance(msg, sup.ShimLost):
+            self.events.publish("daemon", "shim-lost", self.id, {
+                "container": msg.container_id, "reason": msg.reason, "name": socket.gethostname()})
+
+    # -- records -----------------------------------------------------------------------
+    def lock(self, cid: str) -> trio.Lock:
+        return self.locks.setdefault(cid, trio.Lock())
+
+    def notify(self, cid: str) -> None:
+        ev = self.changed.pop(cid, None)
+        if ev:
+            ev.set()
+
+    async def wait_change(self, cid: str, timeout: float | None = None) -> None:
+        ev = self.changed.setdefault(cid, trio.Event())
+        if timeout is None:
+            await ev.wait()
+        else:
+            with trio.move_on_after(timeout):
+                await ev.wait()
+
+    def container_dir(self, cid: str) -> str:
+        return os.path.join(self.containers_dir, cid)
+
+    def _save(self, rec: dict) -> None:
+        C.atomic_write_json(os.path.join(self.container_dir(rec["Id"]), "config.v2.json"), rec)
+
+    def save(self, rec: dict) -> None:
+        self._save(rec)
+        self.notify(rec["Id"])
+
+    def find(self, ref: str) -> dict:
+        """A container by full id, name, or unique id prefix (Docker's rules)."""
+        if not ref:
+            raise RemoteError(ErrorCode.NOT_FOUND, "No such container: ")
+        rec = self.records.get(ref)
+        if rec:
+            return rec
+        cid = self.names.get(ref if ref.startswith("/") else "/" + ref)
+        if cid and cid in self.records:
+            return self.records[cid]
+        if all(c in "0123456789abcdef" for c in ref):
+            found = [r for i, r in self.records.items() if i.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise RemoteError(ErrorCode.INVALID_ARGUMENT,
+                                  f"multiple IDs found with provided prefix: {ref}")
+        raise RemoteError(ErrorCode.NOT_FOUND, f"No such container: {ref}")
+
+    def event_attrs(self, rec: dict, **extra: str) -> dict[str, str]:
+        out = dict(rec.get("Config", {}).get("Labels") or {})
+        out["image"] = rec.get("Config", {}).get("Image", "")
+        out["name"] = rec["Name"].lstrip("/")
+        out.update(extra)
+        return out
+
+    # -- exits -------------------------------------------------------------------------
+    async def _on_exit(self, cid: str, exit_status: int, exited_at: int, *, error: str = "",
+                       ack: bool = True) -> None:
+        rec = self.records.get(cid)
+        if rec is not None:
+            async with self.lock(cid):
+                if C.is_running(rec):
+                    C.mark_exited(rec, exit_status, exited_at, error=error)
+                    self.exit_seq[cid] = self.exit_seq.get(cid, 0) + 1
+                    self._save(rec)
+                    self.events.publish("container", "die", cid,
+                                        self.event_attrs(rec, exitCode=str(exit_status)))
+        if ack:
+            try:
+                await self.sup_request(sup.DeleteTask(container_id=cid))
+            except RemoteError as exc:
+                if exc.code is not ErrorCode.NOT_FOUND:
+                    log.warning("delete of task %s failed: %s", cid[:12], exc)
+        if rec is not None:
+            self.notify(cid)
+            if rec.get("HostConfig", {}).get("AutoRemove") and cid in self.records:
+                from . import api
+
+                try:
+                    await api.remove_container(self, rec, force=True, auto=True)
+                except RemoteError as exc:
+                    log.warning("auto-remove of %s failed: %s", cid[:12], exc)
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    p = argparse.ArgumentParser(prog="trioctrd", description="the trioctr daemon")
+    p.add_argument("--root", "--data-root", dest="root", default="/var/lib/trioctr",
+                   help="root directory of persistent state (default /var/lib/trioctr)")
+    p.add_argument("--exec-root", default="/run/trioctr",
+                   help="root directory of execution state (default /run/trioctr)")
+    p.add_argument("-H", "--host", default="",
+                   help="unix socket to listen on (default <exec-root>/trioctr.sock)")
+    p.add_argument("--cgroup-parent", default="trioctr", help="parent cgroup of containers")
+    p.add_argument("--add-runtime", action="append", default=[], metavar="NAME=PATH",
+                   help="register an OCI runtime")
+    p.add_argument("--default-runtime", default="trioctr")
+    p.add_argument("-l", "--log-level", default="info",
+                   choices=["debug", "info", "warn", "error", "fatal"])
+    args = p.parse_args(argv)
+    host = args.host
+    if host.startswith("unix://"):
+        host = host[len("unix://"):]
+    elif host and "://" in host:
+        p.error(f"unsupported host {args.host!r}: only unix:// sockets are served")
+    runtimes = {}
+    for item in args.add_runtime:
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            p.error(f"invalid --add-runtime {item!r}: want NAME=PATH")
+        runtimes[name] = path
+    logging.basicConfig(level=getattr(logging, args.log_level.upper().replace("FATAL", "CRITICAL").replace("WARN", "WARNING")),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return Config(root=args.root, exec_root=args.exec_root, host=host,
+                  cgroup_parent=args.cgroup_parent, runtimes=runtimes,
+                  default_runtime=args.default_runtime)
+
+
+async def amain(config: Config) -> None:
+    daemon = Daemon(config)
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as sigs:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(daemon.run)
+                pidfile = os.path.join(config.exec_root, "trioctrd.pid")
+                with open(pidfile, "w") as f:
+                    f.write(str(os.getpid()))
+                async for signum in sigs:
+                    log.info("signal %d: shutting down (containers keep running)", signum)
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        daemon.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    if os.geteuid() != 0:
+        print("trioctrd: the daemon needs root (namespaces, mounts, cgroups)", file=sys.stderr)
+        return 1
+    try:
+        trio.run(amain, config)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,629 @@
+"""The shim: one detached process per container (containerd-shim's role).
+
+    python -m actors.shim start DIR     (DIR = <exec-root>/shims/<id>)
+
+``start`` forks the shim proper and returns once its socket is listening
+(printing the socket path), so the shim is never a child of the supervisor.
+The shim:
+
+- becomes a session leader and a child subreaper, so the container's init is
+  reparented to it when the runtime exits;
+- unshares a private mount namespace (rslave) and mounts the container's
+  rootfs there: nothing is mounted in the host namespace, nothing can leak;
+- owns the container's stdio and writes the json-file log itself, so no line
+  is lost while the daemon or the supervisor is down;
+- keeps the exit status (``exit.json``) until a supervisor acknowledges it
+  with ShimDelete, then deletes the task, removes DIR and exits;
+- serves ``shim.sock`` to any number of supervisors over its lifetime.
+
+The pure part (the task's state machine) is ``TaskState``; the rest is the
+trio shell.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import signal
+import sys
+import time
+
+import logging
+import socket
+
+import attrs
+import trio
+
+from messages import runtime as rt
+from messages import shim as sh
+from messages import supervisor as sup
+from messages.base import Ok, unpack
+from messages.errors import ErrorCode, RemoteError
+from messages.link import Link
+from messages.wire import FrameDecoder
+
+log = logging.getLogger("trioctr.shim")
+
+# -- files in the shim directory ------------------------------------------
+SHIM_JSON = "shim.json"  # written by the supervisor: what to run
+SOCKET = "shim.sock"
+PID_FILE = "shim.pid"
+INIT_PID = "init.pid"
+EXIT_JSON = "exit.json"
+LOG = "shim.log"
+BUNDLE = "bundle"
+
+
+@attrs.frozen(kw_only=True)
+class ShimConfig:
+    """shim.json: everything the shim needs, written by the supervisor."""
+
+    id: str
+    runtime: str = ""  # path to runc/crun; "" = trioctr's own runtime
+    runtime_root: str
+    log_path: str = ""  # the container's json-file log
+    rootfs: list[dict] = attrs.field(factory=list)  # messages.supervisor.Mount dicts
+    stdin: bool = False
+    terminal: bool = False
+
+
+class Status(str, enum.Enum):
+    NEW = "new"
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+
+
+class StateError(Exception):
+    pass
+
+
+@attrs.define
+class TaskState:
+    """The shim's task state machine, free of I/O (explicit refusals)."""
+
+    status: Status = Status.NEW
+    pid: int = 0
+    exit_status: int = 0
+    exited_at: int = 0
+
+    def created(self, pid: int) -> None:
+        if self.status is not Status.NEW:
+            raise StateError(f"cannot create task in {self.status.value} state")
+        self.status, self.pid = Status.CREATED, pid
+
+    def check_start(self) -> None:
+        if self.status is not Status.CREATED:
+            raise StateError(f"cannot start task in {self.status.value} state")
+
+    def started(self) -> None:
+        self.check_start()
+        self.status = Status.RUNNING
+
+    def exited(self, status: int, at_ns: int) -> None:
+        if self.status in (Status.STOPPED, Status.DELETED):
+            return
+        self.status, self.exit_status, self.exited_at = Status.STOPPED, status, at_ns
+
+    def check_kill(self) -> None:
+        if self.status not in (Status.CREATED, Status.RUNNING):
+            raise StateError(f"cannot kill task in {self.status.value} state")
+
+    def check_delete(self) -> None:
+        if self.status in (Status.CREATED, Status.RUNNING):
+            raise StateError(f"cannot delete task in {self.status.value} state")
+
+
+def wait_status_to_exit_code(status: int) -> int:
+    """Docker's convention: the exit code, or 128 + the signal that killed it."""
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return 255
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def read_exit(shim_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(shim_dir, EXIT_JSON)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def rfc3339nano(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+class JsonLogWriter:
+    """Docker's json-file log format, one object per line.  Lines longer than
+    16 KiB are split (Docker's partial messages), as dockerd does."""
+
+    MAX_LINE = 16 * 1024
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640) if path else -1
+        self._partial = {"stdout": b"", "stderr": b""}
+
+    def _emit(self, stream: str, line: bytes) -> None:
+        if self.fd < 0:
+            return
+        rec = {"log": line.decode("utf-8", "replace"), "stream": stream,
+               "time": rfc3339nano(time.time_ns())}
+        os.write(self.fd, (json.dumps(rec, ensure_ascii=False) + "\n").encode())
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self._partial[stream] + data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            self._emit(stream, buf[:nl + 1])
+            buf = buf[nl + 1:]
+        while len(buf) >= self.MAX_LINE:
+            self._emit(stream, buf[:self.MAX_LINE])
+            buf = buf[self.MAX_LINE:]
+        self._partial[stream] = buf
+
+    def flush(self, stream: str) -> None:
+        if self._partial[stream]:
+            self._emit(stream, self._partial[stream])
+            self._partial[stream] = b""
+
+    def close(self) -> None:
+        for s in ("stdout", "stderr"):
+            self.flush(s)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# -- start: detach and report readiness -------------------------------------
+def cmd_start(shim_dir: str) -> int:
+    """Fork the shim proper; wait until its socket listens; print it."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setsid()
+            if os.fork() != 0:  # the shim is a grandchild: nobody's child but init's
+                os._exit(0)
+            _become_shim(shim_dir, w)
+        except BaseException as exc:  # noqa: BLE001 - report and die
+            try:
+                os.write(w, f"error: {exc}\n".encode())
+            finally:
+                os._exit(1)
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    msg = b""
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        msg += chunk
+    os.close(r)
+    text = msg.decode(errors="replace").strip()
+    if text.startswith("ready"):
+        print(os.path.join(shim_dir, SOCKET))
+        return 0
+    print(text or "error: shim exited before it was ready", file=sys.stderr)
+    return 1
+
+
+def _become_shim(shim_dir: str, ready_fd: int) -> None:
+    from linux import syscalls as sc
+
+    with open(os.path.join(shim_dir, SHIM_JSON)) as f:
+        cfg = ShimConfig(**json.load(f))
+    # our own stdio goes to shim.log; the container's stdio is separate pipes
+    logfd = os.open(os.path.join(shim_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(logfd, 1)
+    os.dup2(logfd, 2)
+    os.close(logfd)
+    os.close(devnull)
+    sc.set_child_subreaper()
+    # a private mount namespace: the rootfs mount lives and dies with us
+    sc.unshare(sc.CLONE_NEWNS)
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE, None)
+    rootfs = os.path.join(shim_dir, BUNDLE, "rootfs")
+    os.makedirs(rootfs, exist_ok=True)
+    for m in cfg.rootfs:
+        sc.mount(m["source"], rootfs, m["type"], 0, ",".join(m.get("options", [])))
+    atomic_write(os.path.join(shim_dir, PID_FILE), str(os.getpid()).encode())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s shim %(levelname)s %(message)s")
+    trio.run(_serve, shim_dir, cfg, ready_fd)
+
+
+async def _serve(shim_dir: str, cfg: ShimConfig, ready_fd: int) -> None:
+    service = ShimService(shim_dir, cfg)
+    await service.run(ready_fd)
+
+
+class Reaper:
+    """We are a subreaper: every orphan of the container ends up our child.
+    One SIGCHLD loop reaps them all and hands each exit to whoever waits on
+    that pid (the runtime process, the container init)."""
+
+    def __init__(self) -> None:
+        self.exits: dict[int, int] = {}  # pid -> wait status, unclaimed
+        self._waiters: dict[int, trio.Event] = {}
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.exits[pid] = status
+            ev = self._waiters.pop(pid, None)
+            if ev:
+                ev.set()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGCHLD) as sigs:
+            task_status.started()
+            self.reap()
+            async for _ in sigs:
+                self.reap()
+
+    async def wait(self, pid: int) -> int:
+        while pid not in self.exits:
+            ev = self._waiters.setdefault(pid, trio.Event())
+            # a signal may have been coalesced: reap once more before sleeping
+            self.reap()
+            if pid in self.exits:
+                break
+            with trio.move_on_after(1.0):
+                await ev.wait()
+        return self.exits.pop(pid)
+
+
+class ShimService:
+    def __init__(self, shim_dir: str, cfg: ShimConfig):
+        self.dir = shim_dir
+        self.cfg = cfg
+        self.bundle = os.path.join(shim_dir, BUNDLE)
+        self.task = TaskState()
+        self.reaper = Reaper()
+        self.links: set = set()
+        self.exited = trio.Event()
+        self.done = trio.Event()
+        self.log = JsonLogWriter(cfg.log_path)
+        self.stdin_w: int | None = None
+        self._io_done = trio.Event()
+        self._lock = trio.Lock()
+        self._nursery: trio.Nursery | None = None
+        # an exit kept from an earlier life of this shim is impossible (one
+        # shim per task), but a stale exit.json from a crashed start is removed
+        try:
+            os.unlink(os.path.join(shim_dir, EXIT_JSON))
+        except FileNotFoundError:
+            pass
+
+    # -- the trio shell -----------------------------------------------------
+    async def run(self, ready_fd: int) -> None:
+        sock_path = os.path.join(self.dir, SOCKET)
+        try:
+            os.unlink(sock_path)
+        except FileNotFoundError:
+            pass
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await sock.bind(sock_path)
+        os.chmod(sock_path, 0o600)
+        sock.listen(16)
+        listener = trio.SocketListener(sock)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.reaper.run)
+            nursery.start_soon(self._accept, listener)
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+            await self.done.wait()
+            nursery.cancel_scope.cancel()
+        try:
+            os.unlink(sock_path)
+        except OSError:
+            pass
+
+    async def _accept(self, listener) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                stream = await listener.accept()
+                nursery.start_soon(self._serve_link, stream)
+
+    async def _serve_link(self, stream) -> None:
+        link = Link(stream, role="shim", name=f"supervisor@{self.cfg.id[:12]}")
+        try:
+            await link.handshake()
+        except Exception as exc:
+            log.warning("handshake failed: %s", exc)
+            await link.aclose()
+            return
+        self.links.add(link)
+        try:
+            await link.serve(self)
+        finally:
+            self.links.discard(link)
+
+    async def handle_event(self, link: Link, msg) -> None:
+        log.warning("unexpected event %s", type(msg).TYPE)
+
+    async def handle_request(self, link: Link, msg):
+        try:
+            if isinstance(msg, sh.ShimCreate):
+                return await self._create()
+            if isinstance(msg, sh.ShimStart):
+                return await self._start()
+            if isinstance(msg, sh.ShimKill):
+                return await self._kill(msg.signal, msg.all)
+            if isinstance(msg, sh.ShimState):
+                return sh.ShimStateReply(task=self._info())
+            if isinstance(msg, sh.ShimDelete):
+                return await self._delete()
+        except StateError as exc:
+            raise RemoteError(ErrorCode.FAILED_PRECONDITION, str(exc)) from None
+        raise RemoteError(ErrorCode.UNIMPLEMENTED, f"shim does not handle {type(msg).TYPE}")
+
+    def _info(self) -> sup.TaskInfo:
+        t = self.task
+        return sup.TaskInfo(container_id=self.cfg.id, pid=t.pid, status=t.status.value,
+                            exit_status=t.exit_status, exited_at=t.exited_at)
+
+    # -- runtime invocations ------------------------------------------------
+    def _runtime_argv(self, *args: str) -> list[str]:
+        log_file = os.path.join(self.dir, "runtime.log")
+        if self.cfg.runtime:
+            base = [self.cfg.runtime]
+        else:
+            base = [sys.executable, "-m", "actors.runtime"]
+        return [*base, "--root", self.cfg.runtime_root, "--log", log_file,
+                "--log-format", "json", *args]
+
+    def _runtime_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        return env
+
+    async def _run_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None,
+                           pass_fds: tuple[int, ...] = ()) -> tuple[int, str]:
+        """Run a runtime command; return (wait status, error text)."""
+        import subprocess
+
+        errfile = os.path.join(self.dir, "runtime.err")
+        with open(errfile, "wb") as err:
+            stdin, stdout, stderr = stdio if stdio else (subprocess.DEVNULL, subprocess.DEVNULL, err.fileno())
+            proc = subprocess.Popen(self._runtime_argv(*args), stdin=stdin, stdout=stdout,
+                                    stderr=stderr, pass_fds=pass_fds, cwd=self.bundle,
+                                    env=self._runtime_env(), close_fds=True)
+        # the reaper owns waitpid for all our children; Popen must not
+        proc.returncode = 0
+        status = await self.reaper.wait(proc.pid)
+        text = ""
+        try:
+            with open(os.path.join(self.dir, "runtime.err"), "rb") as f:
+                text = f.read().decode(errors="replace").strip()
+        except OSError:
+            pass
+        if not text:
+            text = _last_runtime_log_error(os.path.join(self.dir, "runtime.log"))
+        return status, text
+
+    async def _create(self):
+        async with self._lock:
+            if self.task.status is not Status.NEW:
+                raise StateError(f"cannot create task in {self.task.status.value} state")
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if self.cfg.stdin:
+                in_r, in_w = os.pipe()
+                self.stdin_w = in_w
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY)
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+            pid_file = os.path.join(self.dir, INIT_PID)
+            sync_parent = sync_child = -1
+            pass_fds: tuple[int, ...] = ()
+            args = ["create", "--bundle", self.bundle, "--pid-file", pid_file]
+            if not self.cfg.runtime:
+                sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                sync_parent, sync_child = sync_parent.detach(), sync_child.detach()
+                os.set_inheritable(sync_child, True)
+                pass_fds = (sync_child,)
+                args += ["--sync-fd", str(sync_child)]
+            args.append(self.cfg.id)
+            try:
+                status, text = await self._run_runtime(
+                    *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds)
+            finally:
+                for fd in (in_r, out_w, err_w):
+                    os.close(fd)
+                if sync_child >= 0:
+                    os.close(sync_child)
+            reply = _read_sync_reply(sync_parent) if sync_parent >= 0 else None
+            if sync_parent >= 0:
+                os.close(sync_parent)
+            if isinstance(reply, rt.CreateFailed):
+                os.close(out_r)
+                os.close(err_r)
+                raise RemoteError(ErrorCode.EXEC_FAILED, reply.message, reply.exit_code)
+            if status != 0:
+                os.close(out_r)
+                os.close(err_r)
+                raise RemoteError(ErrorCode.INTERNAL,
+                                  f"runtime create failed: {text or 'exit status %d' % wait_status_to_exit_code(status)}")
+            try:
+                with open(pid_file) as f:
+                    pid = int(f.read().strip())
+            except (OSError, ValueError) as exc:
+                raise RemoteError(ErrorCode.INTERNAL, f"runtime wrote no pid file: {exc}") from None
+            self.task.created(pid)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._pump_output, out_r, err_r)
+            self._nursery.start_soon(self._wait_init, pid)
+            return sup.TaskCreated(container_id=self.cfg.id, pid=pid)
+
+    async def _pump_output(self, out_r: int, err_r: int) -> None:
+        async def pump(fd: int, stream: str) -> None:
+            try:
+                while True:
+                    await trio.lowlevel.wait_readable(fd)
+                    try:
+                        data = os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        break
+                    self.log.write(stream, data)
+            except (OSError, trio.ClosedResourceError):
+                pass
+            finally:
+                self.log.flush(stream)
+                os.close(fd)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(pump, out_r, "stdout")
+            n.start_soon(pump, err_r, "stderr")
+        self._io_done.set()
+
+    async def _wait_init(self, pid: int) -> None:
+        status = await self.reaper.wait(pid)
+        at = time.time_ns()
+        # every process of the container is gone with its init (pid namespace):
+        # the pipes reach EOF; drain them so the log holds every line first
+        with trio.move_on_after(2.0):
+            await self._io_done.wait()
+        code = wait_status_to_exit_code(status)
+        self.task.exited(code, at)
+        atomic_write(os.path.join(self.dir, EXIT_JSON), json.dumps(
+            {"pid": pid, "exit_status": code, "exited_at": at}).encode())
+        self.exited.set()
+        event = sup.TaskExit(container_id=self.cfg.id, pid=pid, exit_status=code, exited_at=at)
+        for link in list(self.links):
+            try:
+                await link.send_event(event)
+            except Exception:
+                pass
+
+    async def _start(self):
+        async with self._lock:
+            self.task.check_start()
+            status, text = await self._run_runtime("start", self.cfg.id)
+            if status != 0:
+                raise RemoteError(ErrorCode.INTERNAL, f"runtime start failed: {text}")
+            self.task.started()
+            return sup.TaskStarted(container_id=self.cfg.id, pid=self.task.pid)
+
+    async def _kill(self, signum: int, all_: bool):
+        self.task.check_kill()
+        if not 0 < signum < 65:
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid signal {signum}")
+        if all_:
+            status, text = await self._run_runtime("kill", "--all", self.cfg.id, str(signum))
+            if status != 0 and self.task.status is not Status.STOPPED:
+                raise RemoteError(ErrorCode.INTERNAL, f"runtime kill failed: {text}")
+        else:
+            # we are the init's parent: its pid cannot be reused until we reap it
+            try:
+                os.kill(self.task.pid, signum)
+            except ProcessLookupError:
+                pass
+        return Ok()
+
+    async def _delete(self):
+        async with self._lock:
+            if self.task.status is Status.NEW:
+                self.task.status = Status.STOPPED
+            self.task.check_delete()
+            await self._run_runtime("delete", "--force", self.cfg.id)
+            self.log.close()
+            if self.stdin_w is not None:
+                os.close(self.stdin_w)
+                self.stdin_w = None
+            reply = sup.TaskDeleted(container_id=self.cfg.id, exit_status=self.task.exit_status,
+                                    exited_at=self.task.exited_at)
+            self.task.status = Status.DELETED
+            # leave after the reply is on the wire
+            assert self._nursery is not None
+            self._nursery.start_soon(self._finish)
+            return reply
+
+    async def _finish(self) -> None:
+        await trio.sleep(0.05)
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.done.set()
+
+
+def _read_sync_reply(fd: int):
+    """The runtime's one-envelope report on the sync socketpair, if any."""
+    dec = FrameDecoder(max_frame=1 << 20)
+    os.set_blocking(fd, False)
+    frames = []
+    try:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            frames.extend(dec.feed(data))
+    except Exception:
+        return None
+    for frame in frames:
+        try:
+            return unpack(frame).msg
+        except Exception:
+            return None
+    return None
+
+
+def _last_runtime_log_error(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            return line.strip()
+        if rec.get("level") == "error":
+            return str(rec.get("msg", ""))
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "start":
+        return cmd_start(os.path.abspath(argv[1]))
+    print("usage: python -m actors.shim start SHIM_DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""The supervisor (containerd's role): container lifecycle through shims.
+
+    python -m actors.supervisor --fd N --exec-root DIR [--runtime NAME=PATH ...]
+
+Spawned by the daemon with one end of a socketpair (fd N).  It starts one
+shim per task, forwards lifecycle requests to it over the shim's socket, and
+sends the daemon task events (exit, adopted, shim lost).  On start it
+re-adopts every shim under ``<exec-root>/shims``: a supervisor restart is
+invisible to running containers, and an exit that happened while nobody
+listened is reported then.
+
+When its link to the daemon closes it exits; the shims live on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+
+import attrs
+import trio
+
+from messages import shim as sh
+from messages import supervisor as sup
+from messages.base import Ok
+from messages.errors import ErrorCode, RemoteError
+from messages.link import Link, LinkClosed, open_unix_link
+
+from . import shim as shimmod
+
+log = logging.getLogger("trioctr.supervisor")
+
+SHIM_TIMEOUT = 30.0  # a shim must answer a request in this long
+VALID_ID = set("0123456789abcdefABCDEF_-.") | set("ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ")
+
+
+def valid_container_id(cid: str) -> bool:
+    return 0 < len(cid) <= 128 and set(cid) <= VALID_ID and not cid.startswith(".")
+
+
+@attrs.define
+class ShimHandle:
+    container_id: str
+    dir: str
+    link: Link | None = None
+    info: sup.TaskInfo | None = None
+    deleting: bool = False
+    lost: bool = False
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def read_int(path: str) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+class Supervisor:
+    def __init__(self, exec_root: str, runtimes: dict[str, str]):
+        self.exec_root = exec_root
+        self.shims_dir = os.path.join(exec_root, "shims")
+        self.runtime_root = os.path.join(exec_root, "runtime")
+        self.runtimes = runtimes
+        self.shims: dict[str, ShimHandle] = {}
+        self.daemon: Link | None = None
+        self._nursery: trio.Nursery | None = None
+        os.makedirs(self.shims_dir, exist_ok=True)
+        os.makedirs(self.runtime_root, exist_ok=True)
+
+    # -- main -----------------------------------------------------------------
+    async def run(self, daemon_stream: trio.abc.Stream) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            pending_events = await self.adopt_all()
+            self.daemon = Link(daemon_stream, role="supervisor", name="daemon")
+            await self.daemon.handshake()
+            for ev in pending_events:
+                await self._to_daemon(ev)
+            why = await self.daemon.serve(self)
+            log.info("daemon link ended (%s): exiting, shims live on", why)
+            nursery.cancel_scope.cancel()
+
+    async def _to_daemon(self, event) -> None:
+        if self.daemon is None:
+            return
+        try:
+            await self.daemon.send_event(event)
+        except LinkClosed:
+            pass
+
+    # -- adoption -----------------------------------------------------------------
+    async def adopt_all(self) -> list:
+        """Connect to every shim left by an earlier supervisor."""
+        events: list = []
+        try:
+            names = sorted(os.listdir(self.shims_dir))
+        except FileNotFoundError:
+            return events
+
+        async def adopt(cid: str) -> None:
+            d = os.path.join(self.shims_dir, cid)
+            handle = ShimHandle(cid, d)
+            try:
+                with trio.fail_after(5):
+                    link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
+                                                role="supervisor", name=f"shim {cid[:12]}")
+                    reply = await link.request(sh.ShimState(), timeout=5)
+            except (OSError, RemoteError, trio.TooSlowError) as exc:
+                events.extend(self._shim_lost(handle, f"shim did not answer: {exc}"))
+                return
+            handle.link, handle.info = link, reply.task
+            self.shims[cid] = handle
+            events.append(sup.TaskAdopted(task=reply.task))
+            if reply.task.status == "stopped":
+                t = reply.task
+                events.append(sup.TaskExit(container_id=cid, pid=t.pid, exit_status=t.exit_status,
+                                           exited_at=t.exited_at))
+            assert self._nursery is not None
+            self._nursery.start_soon(self._watch_shim, handle)
+
+        async with trio.open_nursery() as n:
+            for cid in names:
+                if valid_container_id(cid) and os.path.isdir(os.path.join(self.shims_dir, cid)):
+                    n.start_soon(adopt, cid)
+        return events
+
+    def _shim_lost(self, handle: ShimHandle, reason: str) -> list:
+        """The shim is gone: kill what is left of its container, clean up, and
+        report a stand-in exit so every subscriber sees a terminal event."""
+        handle.lost = True
+        shim_pid = read_int(os.path.join(handle.dir, shimmod.PID_FILE))
+        if pid_alive(shim_pid):
+            try:
+                os.kill(shim_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        init_pid = read_int(os.path.join(handle.dir, shimmod.INIT_PID))
+        kept = shimmod.read_exit(handle.dir)
+        events: list = []
+        if kept:  # it had exited and the shim recorded it before dying
+            status, at = kept["exit_status"], kept["exited_at"]
+        else:
+            if pid_alive(init_pid):
+                try:
+                    os.kill(init_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            status, at = 137 if init_pid else 255, _now_ns()
+        self._runtime_delete(handle.container_id)
+        shutil.rmtree(handle.dir, ignore_errors=True)
+        self.shims.pop(handle.container_id, None)
+        events.append(sup.ShimLost(container_id=handle.container_id, reason=reason))
+        events.append(sup.TaskExit(container_id=handle.container_id, pid=init_pid,
+                                   exit_status=status, exited_at=at))
+        return events
+
+    def _runtime_delete(self, cid: str) -> None:
+        """Best-effort `runtime delete --force` for a task whose shim is gone."""
+        import subprocess
+
+        cfg_path = os.path.join(self.shims_dir, cid, shimmod.SHIM_JSON)
+        runtime = ""
+        try:
+            with open(cfg_path) as f:
+                runtime = json.load(f).get("runtime", "")
+        except (OSError, ValueError):
+            pass
+        argv = [runtime] if runtime else [sys.executable, "-m", "actors.runtime"]
+        try:
+            subprocess.run([*argv, "--root", self.runtime_root, "delete", "--force", cid],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10, env=_child_env())
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    async def _watch_shim(self, handle: ShimHandle) -> None:
+        """Serve the shim's link (its exit events); if it breaks unasked,
+        the shim is lost."""
+        assert handle.link is not None
+        why = await handle.link.serve(self)
+        if handle.deleting or handle.lost:
+            return
+        # give a dying shim's pid a moment to disappear
+        shim_pid = read_int(os.path.join(handle.dir, shimmod.PID_FILE))
+        for _ in range(20):
+            if not pid_alive(shim_pid):
+                break
+            await trio.sleep(0.05)
+        if handle.deleting:
+            return
+        for ev in self._shim_lost(handle, f"shim link closed: {why}"):
+            await self._to_daemon(ev)
+
+    # -- daemon requests ---------------------------------------------------------
+    async def handle_event(self, link: Link, msg) -> None:
+        if isinstance(msg, sup.TaskExit):  # from a shim
+            handle = self.shims.get(msg.container_id)
+            if handle:
+                handle.info = sup.TaskInfo(container_id=msg.container_id, pid=msg.pid,
+                                           status="stopped", exit_status=msg.exit_status,
+                                           exited_at=msg.exited_at)
+            await self._to_daemon(msg)
+        else:
+            log.warning("unexpected event %s from %s", type(msg).TYPE, link.name)
+
+    async def handle_request(self, link: Link, msg):
+        if link is not self.daemon:
+            raise RemoteError(ErrorCode.UNIMPLEMENTED, "the supervisor takes no requests from shims")
+        if isinstance(msg, sup.CreateTask):
+            return await self.create(msg)
+        if isinstance(msg, sup.ListTasks):
+            return await self.list_tasks()
+        cid = getattr(msg, "container_id", None)
+        handle = self.shims.get(cid) if isinstance(cid, str) else None
+        if isinstance(msg, (sup.StartTask, sup.KillTask, sup.DeleteTask)) and handle is None:
+            raise RemoteError(ErrorCode.NOT_FOUND, f"task {cid} not found")
+        if isinstance(msg, sup.StartTask):
+            return await self._shim_request(handle, sh.ShimStart())
+        if isinstance(msg, sup.KillTask):
+            return await self._shim_request(handle, sh.ShimKill(signal=msg.signal, all=msg.all))
+        if isinstance(msg, sup.DeleteTask):
+            return await self.delete(handle)
+        raise RemoteError(ErrorCode.UNIMPLEMENTED, f"supervisor does not handle {type(msg).TYPE}")
+
+    async def _shim_request(self, handle: ShimHandle, msg, timeout: float = SHIM_TIMEOUT):
+        if handle.link is None or handle.link.closed:
+            raise RemoteError(ErrorCode.UNAVAILABLE, f"shim of {handle.container_id[:12]} is not reachable")
+        return await handle.link.request(msg, timeout=timeout)
+
+    async def create(self, msg: sup.CreateTask) -> sup.TaskCreated:
+        cid = msg.container_id
+        if not valid_container_id(cid):
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid container id {cid!r}")
+        if cid in self.shims:
+            raise RemoteError(ErrorCode.ALREADY_EXISTS, f"task {cid} already exists")
+        runtime = ""
+        if msg.runtime:
+            runtime = self.runtimes.get(msg.runtime, "")
+            if not runtime:
+                raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"unknown or invalid runtime name: {msg.runtime}")
+        d = os.path.join(self.shims_dir, cid)
+        handle = ShimHandle(cid, d)
+        self.shims[cid] = handle  # reserve the id while we work
+        try:
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(os.path.join(d, shimmod.BUNDLE, "rootfs"), mode=0o711)
+            shimmod.atomic_write(os.path.join(d, shimmod.BUNDLE, "config.json"),
+                                 json.dumps(msg.spec).encode())
+            cfg = {"id": cid, "runtime": runtime, "runtime_root": self.runtime_root,
+                   "log_path": msg.log_path, "stdin": msg.stdin, "terminal": msg.terminal,
+                   "rootfs": [{"type": m.type, "source": m.source, "options": list(m.options)}
+                              for m in msg.rootfs]}
+            shimmod.atomic_write(os.path.join(d, shimmod.SHIM_JSON), json.dumps(cfg).encode())
+            proc = await trio.run_process(
+                [sys.executable, "-m", "actors.shim", "start", d],
+                capture_stdout=True, capture_stderr=True, check=False, env=_child_env())
+            if proc.returncode != 0:
+                err = proc.stderr.decode(errors="replace").strip().splitlines()
+                raise RemoteError(ErrorCode.INTERNAL,
+                                  f"failed to start shim: {err[-1] if err else proc.returncode}")
+            handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
+                                               role="supervisor", name=f"shim {cid[:12]}")
+            assert self._nursery is not None
+            self._nursery.start_soon(self._watch_shim, handle)
+            reply = await self._shim_request(handle, sh.ShimCreate())
+        except BaseException:
+            await self._abandon(handle)
+            raise
+        handle.info = sup.TaskInfo(container_id=cid, pid=reply.pid, status="created")
+        return reply
+
+    async def _abandon(self, handle: ShimHandle) -> None:
+        """Undo a failed create: tell the shim to go, or clean up after it."""
+        handle.deleting = True
+        with trio.CancelScope(shield=True):
+            if handle.link is not None and not handle.link.closed:
+                try:
+                    await handle.link.request(sh.ShimDelete(), timeout=10)
+                except RemoteError:
+                    pass
+                await handle.link.aclose()
+            shim_pid = read_int(os.path.join(handle.dir, shimmod.PID_FILE))
+            for _ in range(40):
+                if not pid_alive(shim_pid):
+                    break
+                await trio.sleep(0.05)
+            else:
+                self._shim_lost(handle, "abandoned")
+            shutil.rmtree(handle.dir, ignore_errors=True)
+            self.shims.pop(handle.container_id, None)
+
+    async def delete(self, handle: ShimHandle) -> sup.TaskDeleted:
+        handle.deleting = True
+        try:
+            reply = await self._shim_request(handle, sh.ShimDelete())
+        except RemoteError as exc:
+            if exc.code is ErrorCode.FAILED_PRECONDITION:
+                handle.deleting = False
+            raise
+        self.shims.pop(handle.container_id, None)
+        assert handle.link is not None
+        await handle.link.aclose()
+        return reply
+
+    async def list_tasks(self) -> sup.TaskList:
+        tasks = []
+        for handle in list(self.shims.values()):
+            if handle.link is None or handle.link.closed:
+                continue
+            try:
+                reply = await self._shim_request(handle, sh.ShimState(), timeout=5)
+                handle.info = reply.task
+                tasks.append(reply.task)
+            except RemoteError:
+                if handle.info:
+                    tasks.append(handle.info)
+        return sup.TaskList(tasks=tasks)
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+async def amain(args: argparse.Namespace) -> None:
+    runtimes = {}
+    for item in args.runtime or []:
+        name, _, path = item.partition("=")
+        runtimes[name] = path
+    sock = socket.socket(fileno=args.fd)
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    await Supervisor(args.exec_root, runtimes).run(stream)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="trioctr-supervisor")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--exec-root", required=True)
+    p.add_argument("--runtime", action="append", help="NAME=PATH of an extra OCI runtime")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s supervisor %(levelname)s %(message)s")
+    # the daemon is our parent; die with it (the shims do not)
+    try:
+        from linux import syscalls as sc
+
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGTERM)
+    except Exception:  # noqa: BLE001 - not fatal: EOF on the link ends us too
+        pass
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    trio.run(amain, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

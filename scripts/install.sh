@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what trioctr needs on Debian 12 (as root). `--test` adds what the
+# test suite needs. Idempotent: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_pkgs=(busybox-static iproute2 libseccomp2)
+if [ "${1:-}" = "--test" ]; then
+    # runc and crun: peer runtimes for differential tests; docker-registry and
+    # skopeo: a real registry and OCI tool for image tests; iptables: networks
+    apt_pkgs+=(runc crun iptables skopeo docker-registry)
+fi
+missing=()
+for p in "${apt_pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ "${1:-}" = "--test" ]; then
+    "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
+else
+    "$PY" -m pip install -q --disable-pip-version-check -e .
+fi

@@ -1,0 +1,118 @@
+"""Chaos: kill the supervisor and the daemon while containers run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def inspect(engine, ref):
+    return json.loads(engine.cli("inspect", ref).stdout)[0]
+
+
+def test_supervisor_sigkill_containers_keep_running_and_exits_are_reported(fresh_engine):
+    e = fresh_engine
+    keep = e.cli("run", "-d", "--name", "keep", "busybox", "sleep", "600").stdout.decode().strip()
+    # this one exits with 7 once it sees the flag file, which we create while
+    # the supervisor is down
+    e.cli("run", "-d", "--name", "quit", "busybox", "sh", "-c",
+          "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7", check=True)
+    keep_pid = inspect(e, "keep")["State"]["Pid"]
+    quit_info = inspect(e, "quit")
+    since = f"{time.time():.9f}"
+    old = e.supervisor_pid()
+    assert old
+    os.kill(old, signal.SIGKILL)
+    # while the supervisor is down, let "quit" exit: write the flag into its rootfs
+    # through its init's root (/proc/PID/root)
+    with open(f"/proc/{quit_info['State']['Pid']}/root/tmp/go", "w"):
+        pass
+    new = wait_for(lambda: (p := e.supervisor_pid()) and p != old and p, what="a new supervisor")
+    assert new != old
+    # the running container was not touched
+    os.kill(keep_pid, 0)
+    assert inspect(e, "keep")["State"]["Running"] is True
+    assert inspect(e, "keep")["State"]["Pid"] == keep_pid
+    # the exit that happened while nobody listened is reported, with its code
+    wait_for(lambda: inspect(e, "quit")["State"]["Status"] == "exited", what="quit to be exited")
+    assert inspect(e, "quit")["State"]["ExitCode"] == 7
+    ps = e.cli("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout.decode()
+    assert "keep Up" in ps
+    assert "quit Exited (7)" in ps
+    res = e.cli("events", "--since", since, "--until", f"{time.time():.9f}", "--format", "{{json .}}")
+    evs = [json.loads(line) for line in res.stdout.decode().splitlines()]
+    dies = [ev for ev in evs if ev["Action"] == "die"]
+    assert [d["Actor"]["Attributes"]["name"] for d in dies] == ["quit"]
+    assert dies[0]["Actor"]["Attributes"]["exitCode"] == "7"
+    daemon_actions = [ev["Action"] for ev in evs if ev["Type"] == "daemon"]
+    assert "supervisor-exit" in daemon_actions and "supervisor-restart" in daemon_actions
+    # and the engine still works end to end
+    res = e.cli("run", "--rm", "busybox", "echo", "still here")
+    assert res.stdout == b"still here\n", res.stderr
+    assert e.cli("stop", "-t", "1", "keep").returncode == 0
+    assert inspect(e, "keep")["State"]["ExitCode"] == 137
+
+
+def test_daemon_sigkill_and_restart_readopts_running_containers(fresh_engine):
+    e = fresh_engine
+    e.cli("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
+          "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done", check=True)
+    pid = inspect(e, "survivor")["State"]["Pid"]
+    e.kill_daemon(signal.SIGKILL)
+    wait_for(lambda: not e.supervisor_pid(), what="the supervisor to die with the daemon")
+    time.sleep(0.5)
+    os.kill(pid, 0)  # the container outlived both
+    e.start()
+    info = inspect(e, "survivor")
+    assert info["State"]["Running"] is True and info["State"]["Pid"] == pid
+    # the shim kept logging while nobody listened
+    logs = e.cli("logs", "survivor").stdout.decode().splitlines()
+    assert len(logs) > 5 and logs[0] == "tick 0"
+    nums = [int(line.split()[1]) for line in logs]
+    assert nums == list(range(len(nums))), "a log line was lost"
+    assert e.cli("rm", "-f", "survivor").returncode == 0
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.05)
+
+
+def test_shim_sigkill_kills_its_container_and_says_why(fresh_engine):
+    e = fresh_engine
+    cid = e.cli("run", "-d", "busybox", "sleep", "600").stdout.decode().strip()
+    pid = inspect(e, cid)["State"]["Pid"]
+    with open(os.path.join(e.exec_root, "shims", cid, "shim.pid")) as f:
+        shim_pid = int(f.read())
+    since = f"{time.time():.9f}"
+    os.kill(shim_pid, signal.SIGKILL)
+    wait_for(lambda: inspect(e, cid)["State"]["Status"] == "exited", what="the container to be marked exited")
+    assert inspect(e, cid)["State"]["ExitCode"] == 137
+
+    def gone():
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    wait_for(gone, what="the orphaned container to be killed")
+    res = e.cli("events", "--since", since, "--until", f"{time.time():.9f}", "--format", "{{json .}}")
+    actions = [json.loads(line)["Action"] for line in res.stdout.decode().splitlines()]
+    assert "shim-lost" in actions and "die" in actions
+    e.cli("rm", cid, check=True)

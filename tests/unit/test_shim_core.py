@@ -1,0 +1,75 @@
+import json
+import os
+import signal
+
+import pytest
+
+from actors import logs as L
+from actors.shim import JsonLogWriter, StateError, Status, TaskState, wait_status_to_exit_code
+
+
+def test_task_state_machine_refuses_out_of_order():
+    t = TaskState()
+    with pytest.raises(StateError, match="cannot start task in new state"):
+        t.started()
+    t.created(10)
+    with pytest.raises(StateError, match="cannot delete task in created state"):
+        t.check_delete()
+    t.started()
+    assert t.status is Status.RUNNING
+    with pytest.raises(StateError):
+        t.created(11)
+    t.exited(3, 5)
+    t.exited(9, 6)  # a second exit report changes nothing
+    assert (t.status, t.exit_status, t.exited_at) == (Status.STOPPED, 3, 5)
+    with pytest.raises(StateError, match="cannot kill task in stopped state"):
+        t.check_kill()
+    t.check_delete()
+
+
+def test_wait_status_to_docker_exit_code():
+    assert wait_status_to_exit_code(3 << 8) == 3
+    assert wait_status_to_exit_code(signal.SIGKILL) == 137
+    assert wait_status_to_exit_code(signal.SIGTERM) == 143
+
+
+def test_json_log_writer_lines_partial_and_long(tmp_path):
+    p = str(tmp_path / "c-json.log")
+    w = JsonLogWriter(p)
+    w.write("stdout", b"hel")
+    w.write("stdout", b"lo\nwor")
+    w.write("stderr", b"err\n")
+    w.write("stdout", b"x" * (JsonLogWriter.MAX_LINE + 10))
+    w.close()
+    recs = [json.loads(line) for line in open(p)]
+    assert recs[0]["log"] == "hello\n" and recs[0]["stream"] == "stdout"
+    assert recs[1] == {**recs[1], "log": "err\n", "stream": "stderr"}
+    assert recs[2]["log"] == "wor" + "x" * (JsonLogWriter.MAX_LINE - 3)
+    assert recs[3]["log"] == "x" * 13
+    assert all(r["time"].endswith("Z") for r in recs)
+
+
+def test_log_reader_tail_and_framing(tmp_path):
+    p = str(tmp_path / "c-json.log")
+    w = JsonLogWriter(p)
+    for i in range(100):
+        w.write("stdout" if i % 2 == 0 else "stderr", f"line {i}\n".encode())
+    w.close()
+    off = L.tail_offset(p, 3)
+    entries, end = L.read_from(p, off)
+    assert [e[1] for e in entries] == [b"line 97\n", b"line 98\n", b"line 99\n"]
+    assert end == os.path.getsize(p)
+    assert L.tail_offset(p, 0) == end
+    assert L.tail_offset(p, 1000) == 0
+    framed = b"".join(L.render(entries, stdout=True, stderr=False, timestamps=False, tty=False))
+    assert framed == L.frame(1, b"line 98\n")
+    raw = b"".join(L.render(entries, stdout=True, stderr=True, timestamps=False, tty=True))
+    assert raw == b"line 97\nline 98\nline 99\n"
+
+
+def test_log_reader_leaves_a_torn_line(tmp_path):
+    p = tmp_path / "c-json.log"
+    p.write_bytes(b'{"log":"a\\n","stream":"stdout","time":"2024-01-01T00:00:00Z"}\n{"log":"b')
+    entries, off = L.read_from(str(p), 0)
+    assert [e[1] for e in entries] == [b"a\n"]
+    assert off == p.read_bytes().index(b"\n") + 1
