@@ -1,0 +1,1746 @@
+"""trioctr-runtime: the low-level OCI runtime (runc's role).
+
+    python3 -m actors.runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
+
+Commands (runc-compatible subset): create, start, state, kill, delete, run,
+list, ps, pause, resume, spec.  One process per command; it must start fast,
+so this module does not import trio and keeps its imports to the standard
+library, ``linux/`` (the kernel boundary) and, lazily, ``messages/``.
+
+Theory of operation of ``create`` (as runc):
+
+    runtime (parent)        intermediate             init (pid 1 in the new pid ns)
+    validate config.json
+    mkdir ROOT/ID, exec.fifo
+    cgroup: create + limits
+    socketpair, fork ----->  unshare(NEWPID) / setns
+                             fork ------------------> open exec.fifo O_PATH
+                  <--------- ContainerCreated(pid)    wait for CgroupJoined
+    waitpid(intermediate)    exit
+    cgroup.procs <- pid
+    oom_score_adj
+    CgroupJoined ---------------------------------->  setns / unshare namespaces,
+                                                      mounts, devices, pivot_root,
+                                                      hostname, sysctl, masks, rlimits,
+                                                      user, capabilities, cwd,
+                                                      resolve the command
+                  <---------------------------------  InitReady | CreateFailed
+    state.json, --pid-file,
+    --sync-fd reply, exit 0                           open exec.fifo O_WRONLY (blocks)
+    start: open + read exec.fifo -----------------> write "0", close fds, execve
+
+Messages on the socketpair are msgpack envelopes of ``messages.runtime``
+classes (``ContainerCreated`` from the intermediate carries the init's host
+pid).  The init is reparented to the caller's nearest child subreaper when
+the intermediate exits: the caller of ``create`` must be one (the shim is;
+``run`` makes the runtime itself one).
+
+Status is derived, never stored: the init is alive (same pid *and* same start
+time) and exec.fifo exists -> created; alive and no fifo -> running; its
+cgroup is frozen -> paused; otherwise stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import stat
+import sys
+import time
+
+from linux import syscalls as sc
+
+DEFAULT_ROOT = "/run/trioctr/runtime"
+OCI_VERSION = "1.0.2"
+FIFO = "exec.fifo"
+STATE = "state.json"
+CREATE_TIMEOUT = 120.0
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+NAMESPACES = {
+    "pid": sc.CLONE_NEWPID,
+    "network": sc.CLONE_NEWNET,
+    "mount": sc.CLONE_NEWNS,
+    "ipc": sc.CLONE_NEWIPC,
+    "uts": sc.CLONE_NEWUTS,
+    "user": sc.CLONE_NEWUSER,
+    "cgroup": sc.CLONE_NEWCGROUP,
+    "time": sc.CLONE_NEWTIME,
+}
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+# device nodes every container may use (runc's AllowedDevices), appended to
+# the config's device cgroup rules
+DEFAULT_DEVICE_RULES = (
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+)
+
+
+class Failure(Exception):
+    """An error for the user: one line.  ``exit_code`` is what Docker reports
+    for a create that fails this way (127/126 for the command, else 128)."""
+
+    def __init__(self, message: str, exit_code: int = 128):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+class ConfigError(Failure):
+    def __init__(self, message: str):
+        super().__init__(f"config.json: {message}")
+
+
+# ---------------------------------------------------------------------------
+# config.json validation (pure)
+# ---------------------------------------------------------------------------
+
+def _type_name(t) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer",
+             bool: "a boolean"}
+    return names.get(t, t.__name__)
+
+
+def _want(value, typ, where: str):
+    ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{where} must be {_type_name(typ)}, not {json.dumps(value)}")
+    return value
+
+
+def _opt(obj: dict, key: str, typ, where: str, default=None):
+    value = obj.get(key)
+    if value is None:
+        return default
+    return _want(value, typ, f"{where}.{key}" if where else key)
+
+
+def _str_list(value, where: str) -> list[str]:
+    _want(value, list, where)
+    for i, item in enumerate(value):
+        _want(item, str, f"{where}[{i}]")
+    return value
+
+
+def _abs_path(value, where: str) -> str:
+    _want(value, str, where)
+    if not value.startswith("/"):
+        raise ConfigError(f"{where} must be an absolute path, not {value!r}")
+    return value
+
+
+def _refuse_if_set(obj: dict, key: str, where: str, what: str) -> None:
+    if obj.get(key):
+        raise ConfigError(f"{where}.{key} ({what}) is not supported by trioctr-runtime")
+
+
+def validate_config(cfg, *, bundle: str = "") -> dict:
+    """Check a parsed config.json; raise ConfigError with a one-line reason.
+    Unsupported features are refused, never silently ignored."""
+    from linux import caps as capmod
+    from linux import cgroups
+    from linux.mounts import parse_options
+
+    _want(cfg, dict, "the top level")
+    if not isinstance(cfg.get("ociVersion"), str) or not cfg["ociVersion"]:
+        raise ConfigError("ociVersion is required (a string)")
+    root = cfg.get("root")
+    if root is None:
+        raise ConfigError("root is required")
+    _want(root, dict, "root")
+    if not isinstance(root.get("path"), str) or not root["path"]:
+        raise ConfigError("root.path is required (a string)")
+    _opt(root, "readonly", bool, "root")
+    _opt(cfg, "hostname", str, "")
+    _opt(cfg, "domainname", str, "")
+    annotations = _opt(cfg, "annotations", dict, "", {})
+    for k, v in annotations.items():
+        _want(v, str, f"annotations[{k!r}]")
+    hooks = _opt(cfg, "hooks", dict, "", {})
+    for name, entries in hooks.items():
+        if entries:
+            raise ConfigError(f"hooks.{name} is not supported by trioctr-runtime")
+
+    process = cfg.get("process")
+    if process is None:
+        raise ConfigError("process is required")
+    _want(process, dict, "process")
+    args = process.get("args")
+    if args is None or args == []:
+        raise ConfigError("process.args must not be empty")
+    _str_list(args, "process.args")
+    if process.get("commandLine"):
+        raise ConfigError("process.commandLine is Windows only")
+    env = _str_list(process.get("env") or [], "process.env")
+    for i, item in enumerate(env):
+        if "=" not in item:
+            raise ConfigError(f"process.env[{i}] {item!r} is not KEY=VALUE")
+    _abs_path(process.get("cwd"), "process.cwd")
+    if process.get("terminal"):
+        raise ConfigError("process.terminal: true is not supported yet "
+                          "(no --console-socket support); use terminal: false")
+    user = process.get("user")
+    if user is None:
+        raise ConfigError("process.user is required")
+    _want(user, dict, "process.user")
+    for key in ("uid", "gid"):
+        v = user.get(key)
+        if v is None:
+            raise ConfigError(f"process.user.{key} is required")
+        _want(v, int, f"process.user.{key}")
+        if not 0 <= v < 2**32 - 1:
+            raise ConfigError(f"process.user.{key} {v} is out of range")
+    for i, g in enumerate(user.get("additionalGids") or []):
+        _want(g, int, f"process.user.additionalGids[{i}]")
+    umask = _opt(user, "umask", int, "process.user")
+    if umask is not None and not 0 <= umask <= 0o777:
+        raise ConfigError(f"process.user.umask {umask} is out of range")
+    if user.get("username"):
+        raise ConfigError("process.user.username is Windows only; give uid and gid")
+    capabilities = _opt(process, "capabilities", dict, "process", {})
+    for key, names in capabilities.items():
+        if key not in capmod.SETS:
+            raise ConfigError(f"process.capabilities.{key} is not a capability set")
+        for i, name in enumerate(_str_list(names or [], f"process.capabilities.{key}")):
+            try:
+                capmod.cap_number(name)
+            except ValueError:
+                raise ConfigError(f"process.capabilities.{key}[{i}]: unknown capability "
+                                  f"{name!r}") from None
+    seen = set()
+    for i, rl in enumerate(_want(process.get("rlimits") or [], list, "process.rlimits")):
+        _want(rl, dict, f"process.rlimits[{i}]")
+        kind = rl.get("type")
+        if kind not in RLIMITS:
+            raise ConfigError(f"process.rlimits[{i}].type {kind!r} is not a known rlimit")
+        if kind in seen:
+            raise ConfigError(f"process.rlimits: {kind} given twice")
+        seen.add(kind)
+        for key in ("soft", "hard"):
+            _want(rl.get(key), int, f"process.rlimits[{i}].{key}")
+    _opt(process, "noNewPrivileges", bool, "process")
+    _opt(process, "oomScoreAdj", int, "process")
+    for key, what in (("apparmorProfile", "AppArmor"), ("selinuxLabel", "SELinux"),
+                      ("ioPriority", "I/O priority"), ("scheduler", "scheduler policy"),
+                      ("execCPUAffinity", "exec CPU affinity")):
+        _refuse_if_set(process, key, "process", what)
+
+    mounts = _want(cfg.get("mounts") or [], list, "mounts")
+    for i, m in enumerate(mounts):
+        where = f"mounts[{i}]"
+        _want(m, dict, where)
+        _abs_path(m.get("destination"), f"{where}.destination")
+        _opt(m, "type", str, where)
+        _opt(m, "source", str, where)
+        try:
+            opts = parse_options(_str_list(m.get("options") or [], f"{where}.options"))
+        except ValueError as exc:
+            raise ConfigError(f"{where} ({m['destination']}): {exc}") from None
+        if (opts.is_bind or m.get("type") == "bind") and not m.get("source"):
+            raise ConfigError(f"{where} ({m['destination']}): a bind mount needs a source")
+        if m.get("uidMappings") or m.get("gidMappings"):
+            raise ConfigError(f"{where}: idmapped mounts are not supported")
+
+    linux = cfg.get("linux")
+    if linux is None:
+        raise ConfigError("linux is required")
+    _want(linux, dict, "linux")
+    known = {"namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices",
+             "netDevices", "cgroupsPath", "resources", "intelRdt", "sysctl", "seccomp",
+             "rootfsPropagation", "maskedPaths", "readonlyPaths", "mountLabel",
+             "personality", "memoryPolicy"}
+    for key in linux:
+        if key not in known and linux[key]:
+            raise ConfigError(f"linux.{key} is not supported by trioctr-runtime")
+    for key, what in (("uidMappings", "user namespaces"), ("gidMappings", "user namespaces"),
+                      ("timeOffsets", "time namespaces"), ("netDevices", "moving net devices"),
+                      ("intelRdt", "Intel RDT"), ("mountLabel", "SELinux"),
+                      ("memoryPolicy", "NUMA memory policy")):
+        _refuse_if_set(linux, key, "linux", what)
+    if linux.get("seccomp") is not None:
+        from linux import seccomp
+
+        try:
+            seccomp.check(linux["seccomp"])
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"linux.seccomp: {exc}") from None
+
+    ns_types = set()
+    for i, ns in enumerate(_want(linux.get("namespaces") or [], list, "linux.namespaces")):
+        _want(ns, dict, f"linux.namespaces[{i}]")
+        kind = ns.get("type")
+        if kind not in NAMESPACES:
+            raise ConfigError(f"linux.namespaces[{i}].type {kind!r} is not a namespace type")
+        if kind in ns_types:
+            raise ConfigError(f"linux.namespaces: {kind} given twice")
+        ns_types.add(kind)
+        path = _opt(ns, "path", str, f"linux.namespaces[{i}]")
+        if path is not None:
+            _abs_path(path, f"linux.namespaces[{i}].path")
+            if kind == "mount":
+                raise ConfigError("linux.namespaces: joining an existing mount namespace "
+                                  "is not supported")
+        if kind in ("user", "time"):
+            raise ConfigError(f"linux.namespaces: {kind} namespaces are not supported yet")
+    if "mount" not in ns_types:
+        raise ConfigError("linux.namespaces must include a mount namespace "
+                          "(the container's mounts must not reach the host)")
+    new_ns = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
+    if cfg.get("hostname") and "uts" not in new_ns:
+        raise ConfigError("hostname needs a new uts namespace")
+    if cfg.get("domainname") and "uts" not in new_ns:
+        raise ConfigError("domainname needs a new uts namespace")
+
+    sysctl = _opt(linux, "sysctl", dict, "linux", {})
+    for key, value in sysctl.items():
+        _want(value, str, f"linux.sysctl[{key!r}]")
+        if "/" in key or ".." in key.split("."):
+            raise ConfigError(f"linux.sysctl: bad key {key!r}")
+        need = sysctl_namespace(key)
+        if need is None:
+            raise ConfigError(f"linux.sysctl: {key} is not in a namespace the container owns")
+        if need not in ns_types:
+            raise ConfigError(f"linux.sysctl: {key} needs a {need} namespace")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(_str_list(linux.get(key) or [], f"linux.{key}")):
+            _abs_path(p, f"linux.{key}[{i}]")
+    prop = linux.get("rootfsPropagation")
+    if prop:
+        from linux.mounts import PROPAGATION
+
+        if prop not in PROPAGATION:
+            raise ConfigError(f"linux.rootfsPropagation {prop!r} is not a propagation type")
+    for i, dev in enumerate(_want(linux.get("devices") or [], list, "linux.devices")):
+        where = f"linux.devices[{i}]"
+        _want(dev, dict, where)
+        _abs_path(dev.get("path"), f"{where}.path")
+        if dev.get("type") not in ("c", "b", "u", "p"):
+            raise ConfigError(f"{where}.type must be c, b, u or p")
+        if dev["type"] != "p":
+            for key in ("major", "minor"):
+                _want(dev.get(key), int, f"{where}.{key}")
+        for key in ("fileMode", "uid", "gid"):
+            _opt(dev, key, int, where)
+    pers = linux.get("personality")
+    if pers:
+        _want(pers, dict, "linux.personality")
+        if pers.get("domain") not in PERSONALITY_DOMAINS:
+            raise ConfigError(f"linux.personality.domain {pers.get('domain')!r} is not "
+                              "LINUX or LINUX32")
+        if pers.get("flags"):
+            raise ConfigError("linux.personality.flags are not supported")
+    cgpath = linux.get("cgroupsPath")
+    if cgpath is not None:
+        try:
+            cgroups.check_cgroups_path(cgpath)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    _validate_resources(_opt(linux, "resources", dict, "linux", {}))
+    return cfg
+
+
+def _validate_resources(res: dict) -> None:
+    from linux.cgroups import device_rule
+
+    where = "linux.resources"
+    for key in ("rdma",):
+        _refuse_if_set(res, key, where, key)
+    mem = _opt(res, "memory", dict, where, {})
+    for key in ("limit", "reservation", "swap", "kernelTCP", "swappiness"):
+        _opt(mem, key, int, f"{where}.memory")
+    if mem.get("kernel"):
+        raise ConfigError(f"{where}.memory.kernel (kernel memory limits) is not supported "
+                          "(deprecated in the kernel)")
+    cpu = _opt(res, "cpu", dict, where, {})
+    for key in ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "idle"):
+        _opt(cpu, key, int, f"{where}.cpu")
+    for key in ("cpus", "mems"):
+        _opt(cpu, key, str, f"{where}.cpu")
+    pids = _opt(res, "pids", dict, where, {})
+    _opt(pids, "limit", int, f"{where}.pids")
+    for i, rule in enumerate(_want(res.get("devices") or [], list, f"{where}.devices")):
+        _want(rule, dict, f"{where}.devices[{i}]")
+        _want(rule.get("allow"), bool, f"{where}.devices[{i}].allow")
+        try:
+            device_rule(rule)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}.devices[{i}]: {exc}") from None
+    _opt(res, "blockIO", dict, where)
+    _opt(res, "network", dict, where)
+    _opt(res, "unified", dict, where)
+    _want(res.get("hugepageLimits") or [], list, f"{where}.hugepageLimits")
+
+
+def sysctl_namespace(key: str) -> str | None:
+    """Which namespace must be the container's own for a sysctl to be set
+    (runc's rules); None: not namespaced, refused."""
+    if key.startswith("net."):
+        return "network"
+    if key in ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced") \
+            or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
+
+
+def load_config(bundle: str) -> dict:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise Failure(f"config.json: not found in bundle {bundle}") from None
+    except OSError as exc:
+        raise Failure(f"config.json: {exc.strerror}: {path}") from None
+    try:
+        cfg = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"invalid JSON: {exc}") from None
+    return validate_config(cfg, bundle=bundle)
+
+
+def default_spec() -> dict:
+    """A default config.json, like `runc spec` (but terminal: false)."""
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [f"PATH={DEFAULT_PATH}", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                key: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                for key in ("bounding", "effective", "permitted")
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "trioctr",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+            ],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# small pure helpers
+# ---------------------------------------------------------------------------
+
+def parse_signal(value) -> int:
+    """'TERM', 'SIGTERM', 'sigterm', '15' -> 15.  Raises Failure."""
+    text = str(value).strip()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+        raise Failure(f"invalid signal {value!r}")
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
+        base, _, off = name.partition("+" if "+" in name else "-")
+        if off.isdigit():
+            num = (signal.SIGRTMIN + int(off)) if "+" in name else (signal.SIGRTMAX - int(off))
+            if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
+                return int(num)
+        raise Failure(f"invalid signal {value!r}")
+    sig = getattr(signal.Signals, name, None) if name.isidentifier() else None
+    if sig is None:
+        raise Failure(f"invalid signal {value!r}")
+    return int(sig)
+
+
+def check_id(container_id: str) -> str:
+    ok = bool(container_id) and container_id not in (".", "..") and all(
+        ch.isalnum() or ch in "_+-." for ch in container_id) and container_id.isascii()
+    if not ok:
+        raise Failure(f"invalid container id {container_id!r}: use letters, digits, _ + - .")
+    return container_id
+
+
+def env_dict(env: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def lookpath(name: str, path_env: str | None) -> str:
+    """Go's exec.LookPath, with Docker's messages and exit codes: 127 when
+    not found, 126 when found but not executable."""
+    if "/" in name:
+        _check_executable(name, name)
+        return name
+    for d in (path_env or "").split(":") if path_env else []:
+        candidate = os.path.join(d or ".", name)
+        try:
+            _check_executable(candidate, name)
+        except Failure:
+            continue
+        return candidate
+    raise Failure(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _check_executable(path: str, name: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise Failure(f'exec: "{name}": stat {path}: {exc.strerror.lower()}', 127) from None
+    if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111 or not os.access(path, os.X_OK):
+        raise Failure(f'exec: "{name}": permission denied', 126)
+
+
+def proc_start_time(pid: int, proc: str = "/proc") -> tuple[str, int] | None:
+    """(state letter, start time) from /proc/PID/stat, or None if gone."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'
+    rest = data[data.rindex(b")") + 2:].split()
+    return rest[0].decode(), int(rest[19])
+
+
+def rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+# ---------------------------------------------------------------------------
+# logging
+# ---------------------------------------------------------------------------
+
+class Log:
+    def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False):
+        self.path = path
+        self.fmt = fmt
+        self.debug_on = debug
+
+    def _file(self, level: str, msg: str) -> None:
+        if not self.path:
+            return
+        if self.fmt == "json":
+            line = json.dumps({"level": level, "msg": msg, "time": rfc3339_now()})
+        else:
+            line = f'time="{rfc3339_now()}" level={level} msg={json.dumps(msg)}'
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+    def error(self, msg: str) -> None:
+        self._file("error", msg)
+        _stderr(f"trioctr-runtime: {msg}")
+
+    def warning(self, msg: str) -> None:
+        self._file("warning", msg)
+        if not self.path:
+            _stderr(f"trioctr-runtime: warning: {msg}")
+
+    def debug(self, msg: str) -> None:
+        if self.debug_on:
+            self._file("debug", msg)
+
+
+def _stderr(text: str) -> None:
+    try:
+        os.write(2, (text.replace("\n", " ") + "\n").encode())
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# state
+# ---------------------------------------------------------------------------
+
+class Container:
+    def __init__(self, root: str, container_id: str, state: dict):
+        self.root = root
+        self.id = container_id
+        self.state = state
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.root, self.id)
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.dir, FIFO)
+
+    @property
+    def pid(self) -> int:
+        return self.state["pid"]
+
+    def cgroup(self):
+        data = self.state.get("cgroup")
+        if not data:
+            return None
+        from linux.cgroups import from_state
+
+        return from_state(data)
+
+    def init_alive(self) -> bool:
+        info = proc_start_time(self.pid)
+        return info is not None and info[0] not in ("Z", "X") and info[1] == self.state["pid_start"]
+
+    def status(self) -> str:
+        if not self.init_alive():
+            return "stopped"
+        cg = self.cgroup()
+        if cg is not None and cg.exists() and cg.is_frozen():
+            return "paused"
+        if os.path.exists(self.fifo):
+            return "created"
+        return "running"
+
+    def oci_state(self) -> dict:
+        status = self.status()
+        return {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if status != "stopped" else 0,
+            "status": status,
+            "bundle": self.state["bundle"],
+            "rootfs": self.state.get("rootfs", ""),
+            "created": self.state.get("created", ""),
+            "owner": "",
+            "annotations": self.state.get("annotations") or {},
+        }
+
+    def save(self) -> None:
+        write_atomic(os.path.join(self.dir, STATE), json.dumps(self.state).encode(), 0o600)
+
+    @classmethod
+    def load(cls, root: str, container_id: str) -> "Container":
+        check_id(container_id)
+        path = os.path.join(root, container_id, STATE)
+        try:
+            with open(path, "rb") as f:
+                state = json.loads(f.read())
+        except FileNotFoundError:
+            raise Failure(f"container does not exist: {container_id}") from None
+        except (OSError, ValueError) as exc:
+            raise Failure(f"container {container_id}: unreadable state {path}: {exc}") from None
+        return cls(root, container_id, state)
+
+    def pidfd(self) -> int | None:
+        """A pidfd for the init, or None if it is gone (or the pid was reused)."""
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return None
+        if not self.init_alive():  # checked after opening: the fd pins the process
+            os.close(fd)
+            return None
+        return fd
+
+    def signal_init(self, sig: int) -> bool:
+        fd = self.pidfd()
+        if fd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    def signal_all(self, sig: int) -> None:
+        cg = self.cgroup()
+        if cg is None or not cg.exists():
+            self.signal_init(sig)
+            return
+        frozen = cg.is_frozen()
+        if sig == signal.SIGKILL and not frozen:
+            cg.freeze()  # no fork races while we kill
+            frozen = True
+        try:
+            for pid in cg.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen and sig == signal.SIGKILL:
+                cg.thaw()
+
+    def wait_stopped(self, timeout: float = 10.0) -> bool:
+        fd = self.pidfd()
+        if fd is None:
+            return True
+        try:
+            return _readable(fd, timeout)  # a pidfd becomes readable when the process exits
+        finally:
+            os.close(fd)
+
+    def destroy(self, log: Log) -> None:
+        """Kill what is left, remove the cgroup and the state dir."""
+        import shutil
+
+        cg = self.cgroup()
+        if cg is not None and cg.exists():
+            deadline = time.monotonic() + 10
+            while cg.pids():
+                self.signal_all(signal.SIGKILL)
+                if time.monotonic() > deadline:
+                    raise Failure(f"container {self.id}: processes {cg.pids()} will not die")
+                time.sleep(0.005)
+            cg.remove()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def list_containers(root: str) -> list[Container]:
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return out
+    for name in names:
+        try:
+            out.append(Container.load(root, name))
+        except Failure:
+            continue
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the wire between parent, intermediate and init (messages.runtime)
+# ---------------------------------------------------------------------------
+
+class Channel:
+    """Blocking msgpack frames on a socket fd, with a timeout on receive."""
+
+    def __init__(self, fd: int):
+        from messages.wire import FrameDecoder
+
+        self.fd = fd
+        self.decoder = FrameDecoder()
+        self.pending: list = []
+
+    def send(self, msg, kind=None) -> None:
+        from messages.base import Kind, pack
+        from messages.wire import encode
+
+        data = encode(pack(kind or Kind.EVENT, 0, msg))
+        while data:
+            n = os.write(self.fd, data)
+            data = data[n:]
+
+    def recv(self, timeout: float = CREATE_TIMEOUT):
+        """The next message, or None on EOF.  Raises Failure on timeout."""
+        from messages.base import unpack
+
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not _readable(self.fd, left):
+                raise Failure("timed out waiting for the container init")
+            data = os.read(self.fd, 65536)
+            if not data:
+                return None
+            self.pending.extend(self.decoder.feed(data))
+        return unpack(self.pending.pop(0)).msg
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    """poll(2) one fd for input (or hang-up) for up to timeout seconds."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
+
+
+def send_sync(fd: int, msg) -> None:
+    from messages.base import Kind, pack
+    from messages.wire import encode
+
+    data = encode(pack(Kind.REPLY, 0, msg))
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# create
+# ---------------------------------------------------------------------------
+
+class CreateOptions:
+    def __init__(self, container_id: str, bundle: str, pid_file: str | None = None,
+                 console_socket: str | None = None, sync_fd: int | None = None,
+                 preserve_fds: int = 0):
+        self.id = container_id
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.sync_fd = sync_fd
+        self.preserve_fds = preserve_fds
+
+
+def create(root: str, opts: CreateOptions, log: Log) -> Container:
+    """Create the container; return it with the init blocked on exec.fifo.
+    Raises Failure; leaves nothing behind when it does."""
+    check_id(opts.id)
+    bundle = os.path.realpath(opts.bundle)
+    cfg = load_config(bundle)
+    if opts.console_socket:
+        # process.terminal: true is refused by validate_config, so a console
+        # socket has nothing to receive (runc refuses this combination too)
+        raise Failure("--console-socket is only for process.terminal: true, "
+                      "which is not supported yet")
+    linux = cfg["linux"]
+    rootfs = cfg["root"]["path"]
+    if not rootfs.startswith("/"):
+        rootfs = os.path.join(bundle, rootfs)
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise ConfigError(f"root.path {cfg['root']['path']}: {rootfs} is not a directory")
+
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    cdir = os.path.join(root, opts.id)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        raise Failure(f"container with id exists: {opts.id}") from None
+    init_pid = 0
+    cgroup = None
+    try:
+        os.mkfifo(os.path.join(cdir, FIFO), 0o622)
+        os.chmod(os.path.join(cdir, FIFO), 0o622)
+        cgroup = _make_cgroup(opts.id, linux)
+        init_pid = _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts, log)
+        info = proc_start_time(init_pid)
+        if info is None:
+            raise Failure("container init exited during create")
+        container = Container(root, opts.id, {
+            "id": opts.id,
+            "pid": init_pid,
+            "pid_start": info[1],
+            "bundle": bundle,
+            "rootfs": rootfs,
+            "created": rfc3339_now(),
+            "cgroup": cgroup.to_state() if cgroup else None,
+            "annotations": cfg.get("annotations") or {},
+            "ociVersion": cfg["ociVersion"],
+        })
+        container.save()
+        if opts.pid_file:
+            write_atomic(os.path.abspath(opts.pid_file), str(init_pid).encode())
+        return container
+    except BaseException:
+        _undo_create(cdir, init_pid, cgroup)
+        raise
+
+
+def _make_cgroup(container_id: str, linux: dict):
+    from linux import cgroups
+
+    path = linux.get("cgroupsPath") or container_id
+    try:
+        cg = cgroups.open_cgroup(path)
+        cg.create()
+    except (OSError, ValueError) as exc:
+        raise Failure(f"cgroup {path}: {exc}") from None
+    try:
+        resources = dict(linux.get("resources") or {})
+        if resources.get("devices") is not None and cg.version == 1:
+            resources["devices"] = list(resources["devices"]) + list(DEFAULT_DEVICE_RULES)
+        cg.apply(resources)
+    except (OSError, ValueError) as exc:
+        try:
+            cg.remove()
+        except OSError:
+            pass
+        raise Failure(str(exc)) from None
+    return cg
+
+
+def _undo_create(cdir: str, init_pid: int, cgroup) -> None:
+    import shutil
+
+    if init_pid:
+        try:
+            os.kill(init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if cgroup is not None:
+        deadline = time.monotonic() + 10
+        try:
+            while cgroup.exists() and cgroup.pids() and time.monotonic() < deadline:
+                for pid in cgroup.pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.002)
+            cgroup.remove()
+        except OSError:
+            pass
+    shutil.rmtree(cdir, ignore_errors=True)
+
+
+def _ns_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
+    """(unshare flags for new namespaces other than pid, [(type, path)] to join)."""
+    flags = 0
+    join = []
+    for ns in linux.get("namespaces") or []:
+        if ns.get("path"):
+            join.append((ns["type"], ns["path"]))
+        elif ns["type"] != "pid":
+            flags |= NAMESPACES[ns["type"]]
+    return flags, join
+
+
+def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log) -> int:
+    import socket
+
+    from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
+
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # the intermediate's fork must not run Python-level buffered output twice
+    sys.stdout.flush()
+    sys.stderr.flush()
+    mid = os.fork()
+    if mid == 0:  # intermediate
+        parent_sock.close()
+        _intermediate(child_sock.detach(), cfg, bundle, rootfs, cdir, cgroup, opts)
+        os._exit(1)  # not reached
+    child_sock.close()
+    chan = Channel(parent_sock.fileno())
+    init_pid = 0
+    try:
+        msg = chan.recv()
+        _, status = os.waitpid(mid, 0)
+        if isinstance(msg, CreateFailed):
+            raise Failure(msg.message, msg.exit_code)
+        if not isinstance(msg, ContainerCreated):
+            raise Failure(f"container init failed to start (intermediate status {status})")
+        init_pid = msg.pid
+        if cgroup is not None:
+            try:
+                cgroup.add_pid(init_pid)
+            except OSError as exc:
+                raise Failure(str(exc)) from None
+        adj = cfg["process"].get("oomScoreAdj")
+        if adj is not None:
+            _set_oom_score_adj(init_pid, adj, log)
+        try:
+            chan.send(CgroupJoined())
+        except OSError:
+            pass  # the init is gone: its CreateFailed (or EOF) is read below
+        msg = chan.recv()
+        if isinstance(msg, CreateFailed):
+            raise Failure(msg.message, msg.exit_code)
+        if not isinstance(msg, InitReady):
+            raise Failure("container init exited during create")
+        return init_pid
+    except BaseException:
+        if init_pid:
+            try:
+                os.kill(init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        raise
+    finally:
+        parent_sock.close()
+
+
+def _set_oom_score_adj(pid: int, adj: int, log: Log) -> None:
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(adj))
+    except PermissionError as exc:
+        if adj >= 0:
+            raise Failure(f"set oom_score_adj to {adj}: {exc.strerror}") from None
+        # lowering it needs CAP_SYS_RESOURCE, which not every host grants
+        log.warning(f"cannot set oom_score_adj to {adj}: {exc.strerror} (lowering it needs "
+                    "CAP_SYS_RESOURCE); the container keeps its inherited value")
+    except OSError as exc:
+        raise Failure(f"set oom_score_adj to {adj}: {exc.strerror}") from None
+
+
+def _intermediate(sock: int, cfg, bundle, rootfs, cdir, cgroup, opts) -> None:
+    """Forked child: enter the pid namespace (which only takes effect for
+    children), fork the init, report its host pid, exit."""
+    from messages.runtime import ContainerCreated, CreateFailed
+
+    chan = None
+    try:
+        chan = Channel(sock)
+        for ns in cfg["linux"].get("namespaces") or []:
+            if ns["type"] != "pid":
+                continue
+            if ns.get("path"):
+                fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    sc.setns(fd, sc.CLONE_NEWPID)
+                finally:
+                    os.close(fd)
+            else:
+                sc.unshare(sc.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _init(chan, cfg, bundle, rootfs, cdir, cgroup, opts)
+            finally:
+                os._exit(code)
+        chan.send(ContainerCreated(pid=pid))
+        os._exit(0)
+    except BaseException as exc:
+        try:
+            if chan is not None:
+                msg = exc.message if isinstance(exc, Failure) else f"{exc}"
+                chan.send(CreateFailed(message=msg, exit_code=128))
+        finally:
+            os._exit(1)
+
+
+# ---------------------------------------------------------------------------
+# the container init (runs in the forked child; never returns on success)
+# ---------------------------------------------------------------------------
+
+def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
+    from messages.runtime import CgroupJoined, CreateFailed, InitReady
+
+    try:
+        fifo_fd = os.open(os.path.join(cdir, FIFO), os.O_PATH | os.O_CLOEXEC)
+        # Python ignores SIGPIPE and SIGXFSZ (an ignored signal stays ignored
+        # across execve) and `run` relays some: the container gets defaults
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
+            signal.signal(sig, signal.SIG_DFL)
+        msg = chan.recv()
+        if not isinstance(msg, CgroupJoined):
+            return 1  # the parent is gone or confused: nothing to report to
+        argv, env, path = _setup_container(cfg, bundle, rootfs, cgroup, opts, chan.fd, fifo_fd)
+    except Failure as exc:
+        _report(chan, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+        return 1
+    except BaseException as exc:  # one line, whatever broke
+        _report(chan, CreateFailed(message=_one_line(exc), exit_code=128))
+        return 1
+    chan.send(InitReady())
+    os.close(chan.fd)
+    # block until `start` opens the fifo for reading (reopen through our own
+    # fd: the state dir is not visible from inside the new root)
+    try:
+        wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(wfd, b"0")
+        os.close(wfd)
+        os.close(fifo_fd)
+    except OSError as exc:
+        _stderr(f"trioctr-runtime: init: exec.fifo: {exc}")
+        return 1
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        os.execve(path, argv, env)
+    except OSError as exc:
+        _stderr(f"trioctr-runtime: exec {path}: {exc.strerror}")
+        return 127 if exc.errno == 2 else 126
+    return 1
+
+
+def _report(chan: Channel, msg) -> None:
+    try:
+        chan.send(msg)
+    except OSError:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return text.replace("\n", " ")
+
+
+def _setup_container(cfg, bundle, rootfs, cgroup, opts, sock_fd, fifo_fd):
+    # everything this function needs is imported now: after pivot_root the
+    # host's Python library is out of reach
+    from linux import caps as capmod
+    from linux import mounts
+
+    process = cfg["process"]
+    linux = cfg["linux"]
+    flags, join = _ns_plan(linux)
+    # the capability sets: what the config asks for, within what we hold
+    # (a capability the runtime lacks cannot be granted; it is left out)
+    last = capmod.last_cap()
+    sets = process.get("capabilities") or {}
+    masks = {k: capmod.to_mask(sets.get(k) or []) for k in capmod.SETS}
+    _eff, have, _inh = sc.capget()
+    limit = have & ((1 << (last + 1)) - 1)
+    bounding = masks["bounding"] & limit
+    permitted = masks["permitted"] & limit
+    inheritable = masks["inheritable"] & limit
+    effective = masks["effective"] & permitted
+    ambient = masks["ambient"] & permitted & inheritable
+    # the seccomp filter is built now, while the host's libseccomp is reachable
+    filt = None
+    if linux.get("seccomp") is not None:
+        from linux import seccomp
+
+        try:
+            filt = seccomp.compile(linux["seccomp"])
+        except OSError as exc:
+            raise Failure(f"seccomp: {_one_line(exc)}") from None
+    nnp = bool(process.get("noNewPrivileges"))
+    if flags & sc.CLONE_NEWNET:
+        from linux.net import link_up
+    os.umask(0o022)
+
+    # namespaces: join the given paths first, then make the new ones (the
+    # cgroup namespace too: the parent has put us in the container's cgroup)
+    for kind, path in join:
+        if kind == "pid":
+            continue  # done by the intermediate
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise Failure(f"namespace {kind} {path}: {exc.strerror}") from None
+        try:
+            sc.setns(fd, NAMESPACES[kind])
+        finally:
+            os.close(fd)
+    if flags:
+        sc.unshare(flags)
+    if flags & sc.CLONE_NEWNET:
+        link_up("lo")
+
+    # the root filesystem
+    prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", 0)
+    mounts.make_rootfs_mount(rootfs, prop or (sc.MS_SLAVE | sc.MS_REC))
+    entries = cfg.get("mounts") or []
+    new_cgroupns = bool(flags & sc.CLONE_NEWCGROUP)
+    for entry in entries:
+        try:
+            mounts.mount_entry(rootfs, bundle, entry, cgroup=cgroup, new_cgroupns=new_cgroupns)
+        except (OSError, ValueError) as exc:
+            raise Failure(f"mount {entry['destination']}: {_one_line(exc)}") from None
+    dev_bind = any(e["destination"].rstrip("/") == "/dev" and _is_bind(e) for e in entries)
+    if not dev_bind:
+        devices = {d["path"]: d for d in linux.get("devices") or []}
+        for path, kind, major, minor, mode in mounts.DEFAULT_DEVICES:
+            devices.setdefault(path, {"path": path, "type": kind, "major": major,
+                                      "minor": minor, "fileMode": mode, "uid": 0, "gid": 0})
+        for dev in devices.values():
+            try:
+                mounts.make_device(rootfs, dev)
+            except OSError as exc:
+                raise Failure(f"device {dev['path']}: {_one_line(exc)}") from None
+        has_pts = any(e["destination"].rstrip("/") == "/dev/pts" for e in entries)
+        mounts.dev_symlinks(rootfs, ptmx=has_pts)
+    mounts.pivot_root(rootfs)
+    if prop:
+        sc.mount(None, "/", None, prop)
+
+    if cfg.get("hostname"):
+        sc.sethostname(cfg["hostname"])
+    if cfg.get("domainname"):
+        sc.setdomainname(cfg["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        except OSError as exc:
+            raise Failure(f"sysctl {key}={value}: {exc.strerror}") from None
+    for path in linux.get("readonlyPaths") or []:
+        try:
+            mounts.readonly_path(path)
+        except OSError as exc:
+            raise Failure(f"readonly path {path}: {_one_line(exc)}") from None
+    for path in linux.get("maskedPaths") or []:
+        try:
+            mounts.mask_path(path)
+        except OSError as exc:
+            raise Failure(f"masked path {path}: {_one_line(exc)}") from None
+    if cfg["root"].get("readonly"):
+        mounts.remount_root_readonly()
+    if linux.get("personality"):
+        sc.personality(PERSONALITY_DOMAINS[linux["personality"]["domain"]])
+    for rl in process.get("rlimits") or []:
+        sc.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"])
+    if nnp:
+        sc.set_no_new_privs()
+    if not os.path.exists(f"/proc/self/fd/{fifo_fd}"):
+        raise Failure("the container needs /proc mounted (mounts: type proc on /proc)")
+
+    # no host fd may reach the container (CVE-2024-21626): keep only stdio,
+    # our channel, the fifo and the fds the caller asked to pass through
+    preserved = list(range(3, 3 + opts.preserve_fds))
+    sc.close_fds_except([0, 1, 2, sock_fd, fifo_fd, *preserved])
+    for fd in preserved:
+        os.set_inheritable(fd, True)
+
+    # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    # while we still hold it (the filter must then allow what follows)
+    if filt is not None and not nnp:
+        _load_seccomp(filt)
+
+    # user and capabilities
+    user = process["user"]
+    uid, gid = user["uid"], user["gid"]
+    capmod.apply_bounding(bounding, last)
+    if uid != 0:
+        sc.set_keepcaps(True)
+    try:
+        os.setgroups(list(user.get("additionalGids") or []))
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        raise Failure(f"set user {uid}:{gid}: {exc.strerror}") from None
+    if uid != 0:
+        sc.set_keepcaps(False)
+    capmod.apply_sets(effective, permitted, inheritable, ambient)
+    if user.get("umask") is not None:
+        os.umask(user["umask"])
+
+    # working directory, checked to be inside the new root
+    cwd = process["cwd"]
+    try:
+        os.chdir(cwd)
+        here = os.getcwd()
+    except OSError as exc:
+        raise Failure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                      f"{exc.strerror.lower()}") from None
+    if not here.startswith("/"):
+        raise Failure(f"cwd {cwd!r} is outside the container root")
+
+    env = env_dict(process.get("env") or [])
+    if "HOME" not in env:
+        env["HOME"] = _home_of(uid)
+    args = process["args"]
+    path = lookpath(args[0], env.get("PATH"))
+    if filt is not None and nnp:
+        _load_seccomp(filt)  # as late as we can and still report a failure
+    return args, env, path
+
+
+def _load_seccomp(filt) -> None:
+    try:
+        filt.load()
+    except OSError as exc:
+        raise Failure(f"seccomp: {_one_line(exc)}") from None
+    finally:
+        filt.release()
+
+
+def _is_bind(entry: dict) -> bool:
+    opts = entry.get("options") or []
+    return entry.get("type") == "bind" or "bind" in opts or "rbind" in opts
+
+
+def _home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    try:
+        with open(passwd) as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+def open_fifo_and_start(container: Container) -> None:
+    """Release the init blocked on exec.fifo (the `start` half)."""
+    try:
+        fd = os.open(container.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Failure(f"container {container.id} is not in created state") from None
+    try:
+        os.set_blocking(fd, True)
+        # a writer blocked in open() already counts: if there is none, the
+        # init is gone and read returns EOF at once
+        if not _readable(fd, 30):
+            raise Failure(f"container {container.id}: the init did not answer on exec.fifo")
+        data = os.read(fd, 1)
+    finally:
+        os.close(fd)
+    if data != b"0":
+        raise Failure(f"container {container.id}: the init exited before start")
+    try:
+        os.unlink(container.fifo)
+    except FileNotFoundError:
+        pass
+
+
+def cmd_start(args, log: Log) -> int:
+    c = Container.load(args.root, args.id)
+    status = c.status()
+    if status == "stopped":
+        raise Failure("cannot start a container that has stopped")
+    if status != "created":
+        raise Failure(f"container {c.id} is not in created state: {status}")
+    open_fifo_and_start(c)
+    return 0
+
+
+def cmd_state(args, log: Log) -> int:
+    c = Container.load(args.root, args.id)
+    sys.stdout.write(json.dumps(c.oci_state(), indent=2) + "\n")
+    return 0
+
+
+def cmd_kill(args, log: Log) -> int:
+    c = Container.load(args.root, args.id)
+    sig = parse_signal(args.signal)
+    status = c.status()
+    if args.all:
+        cg = c.cgroup()
+        if status == "stopped" and not (cg is not None and cg.exists() and cg.pids()):
+            raise Failure("container not running")
+        c.signal_all(sig)
+        return 0
+    if status == "stopped" or not c.signal_init(sig):
+        raise Failure("container not running")
+    return 0
+
+
+def cmd_delete(args, log: Log) -> int:
+    try:
+        c = Container.load(args.root, args.id)
+    except Failure:
+        cdir = os.path.join(args.root, args.id)
+        if os.path.isdir(cdir) and not os.path.exists(os.path.join(cdir, STATE)):
+            import shutil  # a create that crashed before writing its state
+
+            shutil.rmtree(cdir, ignore_errors=True)
+            return 0
+        if args.force:
+            return 0
+        raise
+    status = c.status()
+    if status in ("running", "paused"):
+        if not args.force:
+            raise Failure(f"cannot delete container {c.id} that is not stopped: {status}")
+        c.signal_all(signal.SIGKILL)
+        c.wait_stopped()
+    elif status == "created":
+        c.signal_all(signal.SIGKILL)
+        c.wait_stopped()
+    c.destroy(log)
+    return 0
+
+
+def cmd_pause(args, log: Log) -> int:
+    c = Container.load(args.root, args.id)
+    status = c.status()
+    if status not in ("running", "created"):
+        raise Failure(f"container {c.id} is not running: {status}")
+    c.cgroup().freeze()
+    return 0
+
+
+def cmd_resume(args, log: Log) -> int:
+    c = Container.load(args.root, args.id)
+    if c.status() != "paused":
+        raise Failure(f"container {c.id} is not paused")
+    c.cgroup().thaw()
+    return 0
+
+
+def cmd_ps(args, log: Log) -> int:
+    c = Container.load(args.root, args.id)
+    cg = c.cgroup()
+    pids = cg.pids() if cg is not None and cg.exists() else []
+    if args.format == "json":
+        sys.stdout.write(json.dumps(pids) + "\n")
+    else:
+        sys.stdout.write("PID\n" + "".join(f"{p}\n" for p in pids))
+    return 0
+
+
+def cmd_list(args, log: Log) -> int:
+    states = [c.oci_state() for c in list_containers(args.root)]
+    if args.format == "json":
+        sys.stdout.write(json.dumps(states) + "\n")
+        return 0
+    if args.quiet:
+        sys.stdout.write("".join(s["id"] + "\n" for s in states))
+        return 0
+    rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], "root")
+             for s in states]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        sys.stdout.write("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() + "\n")
+    return 0
+
+
+def cmd_spec(args, log: Log) -> int:
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise Failure("File config.json exists. Remove it first.")
+    write_atomic(path, (json.dumps(default_spec(), indent="\t") + "\n").encode(), 0o644)
+    return 0
+
+
+def _create_options(args) -> CreateOptions:
+    return CreateOptions(args.id, args.bundle, pid_file=args.pid_file,
+                         console_socket=args.console_socket,
+                         sync_fd=getattr(args, "sync_fd", None),
+                         preserve_fds=args.preserve_fds)
+
+
+def cmd_create(args, log: Log) -> int:
+    opts = _create_options(args)
+    try:
+        try:
+            c = create(args.root, opts, log)
+        except OSError as exc:
+            raise Failure(_one_line(exc)) from None
+    except Failure as exc:
+        if opts.sync_fd is not None:
+            from messages.runtime import CreateFailed
+
+            send_sync(opts.sync_fd, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+        raise
+    if opts.sync_fd is not None:
+        from messages.runtime import ContainerCreated
+
+        send_sync(opts.sync_fd, ContainerCreated(pid=c.pid))
+    return 0
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def cmd_run(args, log: Log) -> int:
+    opts = _create_options(args)
+    if args.detach:
+        return _run_detached(args, opts, log)
+    # the init is our grandchild: be its reaper so that we can wait for it
+    sc.set_child_subreaper(True)
+    # signals for the container are relayed to its init; one that comes
+    # before the init exists is kept and relayed as soon as it does
+    target: list[int] = []
+    pending: list[int] = []
+
+    def relay(signum, _frame):
+        if not target:
+            pending.append(signum)
+            return
+        try:
+            os.kill(target[0], signum)
+        except ProcessLookupError:
+            pass
+
+    for s in FORWARDED_SIGNALS:
+        signal.signal(s, relay)
+    try:
+        c = create(args.root, opts, log)
+    except Failure as exc:
+        if exc.exit_code in (126, 127):  # like `docker run`: the command's exit code
+            log.error(exc.message)
+            return exc.exit_code
+        raise
+    try:
+        open_fifo_and_start(c)
+    except BaseException:
+        c.signal_all(signal.SIGKILL)
+        c.wait_stopped()
+        c.destroy(log)
+        raise
+    target.append(c.pid)
+    for signum in pending:
+        relay(signum, None)
+    code = 255
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == c.pid:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+    for s in FORWARDED_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+    if not args.keep:
+        c.destroy(log)
+    return code
+
+
+def _run_detached(args, opts: CreateOptions, log: Log) -> int:
+    c = create(args.root, opts, log)
+    try:
+        open_fifo_and_start(c)
+    except BaseException:
+        c.signal_all(signal.SIGKILL)
+        c.wait_stopped()
+        c.destroy(log)
+        raise
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------
+
+USAGE = """usage: trioctr-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [ARGS]
+
+trioctr's OCI runtime (runc-compatible command line).
+
+commands:
+  create [--bundle DIR] [--pid-file FILE] [--console-socket PATH] [--sync-fd N]
+         [--preserve-fds N] ID     create a container; the init waits for `start`
+  start ID                         run the user process of a created container
+  state ID                         print the OCI state as JSON
+  kill [--all] ID [SIGNAL]         send SIGNAL (default TERM) to the init, or every process
+  delete [--force] ID              remove a stopped (or, with --force, any) container
+  run [--bundle DIR] [--pid-file FILE] [--detach] [--keep] ID
+                                   create + start, wait, exit with the container's status
+  list [--format table|json] [-q]  list containers
+  ps [--format table|json] ID      pids in the container's cgroup
+  pause ID | resume ID             freeze / thaw the container's cgroup
+  spec [--bundle DIR]              write a default config.json
+
+global options:
+  --root DIR          state directory (default /run/trioctr/runtime)
+  --log FILE          append errors (and warnings) to FILE
+  --log-format FMT    text (default) or json
+  --debug             log debug lines too
+"""
+
+_COMMANDS = {
+    # name: (flags with a value, boolean flags, positional names)
+    "create": ({"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+                "--console-socket": "console_socket", "--sync-fd": "sync_fd",
+                "--preserve-fds": "preserve_fds"},
+               {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}, ["id"]),
+    "run": ({"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+             "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"},
+            {"--detach": "detach", "-d": "detach", "--keep": "keep",
+             "--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}, ["id"]),
+    "start": ({}, {}, ["id"]),
+    "state": ({}, {}, ["id"]),
+    "kill": ({}, {"--all": "all", "-a": "all"}, ["id", "signal?"]),
+    "delete": ({}, {"--force": "force", "-f": "force"}, ["id"]),
+    "pause": ({}, {}, ["id"]),
+    "resume": ({}, {}, ["id"]),
+    "ps": ({"--format": "format", "-f": "format"}, {}, ["id"]),
+    "list": ({"--format": "format", "-f": "format"}, {"--quiet": "quiet", "-q": "quiet"}, []),
+    "spec": ({"--bundle": "bundle", "-b": "bundle"}, {"--rootless": "rootless"}, []),
+}
+
+_HANDLERS = {
+    "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
+    "kill": cmd_kill, "delete": cmd_delete, "pause": cmd_pause, "resume": cmd_resume,
+    "ps": cmd_ps, "list": cmd_list, "spec": cmd_spec,
+}
+
+
+class Args:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str]) -> Args:
+    """runc-style: global flags, COMMAND, then its flags and positionals in
+    any order ('--flag value' or '--flag=value'; '--' ends flags)."""
+    args = Args(root=DEFAULT_ROOT, log=None, log_format="text", debug=False, command=None,
+                bundle=None, pid_file=None, console_socket=None, sync_fd=None,
+                preserve_fds="0", no_pivot=False, no_new_keyring=False, detach=False,
+                keep=False, all=False, force=False, format="table", quiet=False,
+                rootless=False, id=None, signal="TERM", help=False)
+    globals_v = {"--root": "root", "--log": "log", "--log-format": "log_format"}
+    globals_b = {"--debug": "debug", "--help": "help", "-h": "help"}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in globals_v:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise UsageError(f"flag {name} needs a value")
+                value = argv[i]
+            setattr(args, globals_v[name], value)
+        elif arg in globals_b:
+            setattr(args, globals_b[arg], True)
+        elif arg in ("--systemd-cgroup",):
+            raise UsageError("--systemd-cgroup is not supported: use cgroupfs paths")
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown global flag {arg}")
+        else:
+            break
+        i += 1
+    if args.help or i >= len(argv):
+        return args
+    args.command = argv[i]
+    if args.command not in _COMMANDS:
+        raise UsageError(f"unknown command {args.command!r}")
+    valued, boolean, positional = _COMMANDS[args.command]
+    pos: list[str] = []
+    i += 1
+    flags_done = False
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if not flags_done and arg == "--":
+            flags_done = True
+        elif not flags_done and name in valued:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise UsageError(f"flag {name} needs a value")
+                value = argv[i]
+            setattr(args, valued[name], value)
+        elif not flags_done and arg in boolean:
+            setattr(args, boolean[arg], True)
+        elif not flags_done and arg in ("--help", "-h"):
+            args.help = True
+        elif not flags_done and arg.startswith("-") and len(arg) > 1 and not arg[1:].isdigit():
+            raise UsageError(f"{args.command}: unknown flag {arg}")
+        else:
+            pos.append(arg)
+        i += 1
+    if args.help:
+        return args
+    required = [p for p in positional if not p.endswith("?")]
+    if len(pos) < len(required):
+        raise UsageError(f"{args.command}: missing {' and '.join(p.upper() for p in required)}")
+    if len(pos) > len(positional):
+        raise UsageError(f"{args.command}: unexpected argument {pos[len(positional)]!r}")
+    for name, value in zip(positional, pos):
+        setattr(args, name.rstrip("?"), value)
+    if args.log_format not in ("text", "json"):
+        raise UsageError(f"--log-format must be text or json, not {args.log_format!r}")
+    if args.format not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {args.format!r}")
+    for key in ("sync_fd", "preserve_fds"):
+        value = getattr(args, key)
+        if value is not None:
+            if not str(value).isdigit():
+                raise UsageError(f"--{key.replace('_', '-')} must be a number")
+            setattr(args, key, int(value))
+    if args.no_pivot:
+        raise UsageError("--no-pivot is not supported")
+    if args.rootless:
+        raise UsageError("--rootless is not supported")
+    if args.bundle is None:
+        args.bundle = os.getcwd()
+    args.root = os.path.abspath(args.root)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line.  Called without ``argv`` (as the program: the
+    console script or ``python -m``) it ends the process itself with
+    os._exit once stdout and stderr are flushed: interpreter teardown
+    costs ~30 ms and there is nothing left to clean up."""
+    if argv is None:
+        code = _main(sys.argv[1:])
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        _stderr(f"trioctr-runtime: {exc}")
+        _stderr("Run 'trioctr-runtime --help' for usage.")
+        return 2
+    if args.help or args.command is None:
+        sys.stdout.write(USAGE)
+        sys.stdout.flush()
+        return 0 if args.help else 2
+    log = Log(args.log, args.log_format, args.debug)
+    try:
+        code = _HANDLERS[args.command](args, log)
+    except Failure as exc:
+        log.error(exc.message)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    except OSError as exc:  # a kernel or filesystem refusal: still one line
+        log.error(f"{args.command}: {_one_line(exc)}")
+        code = 1
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    main()

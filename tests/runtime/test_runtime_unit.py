@@ -1,0 +1,316 @@
+"""The runtime's pure parts: config validation, signals, ids, lookpath,
+state, command line parsing, the init channel.  No root needed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+
+import pytest
+
+from actors import runtime as rtm
+from actors.runtime import ConfigError, Failure, default_spec, validate_config
+
+
+def good() -> dict:
+    cfg = copy.deepcopy(default_spec())
+    cfg["linux"]["cgroupsPath"] = "/trioctr-test-unit/c1"
+    return cfg
+
+
+def refused(cfg: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    msg = info.value.message
+    assert msg.startswith("config.json: ") and "\n" not in msg
+    return msg
+
+
+def test_default_spec_is_valid_and_like_runc():
+    cfg = validate_config(good())
+    assert cfg["process"]["args"] == ["sh"]
+    assert cfg["root"] == {"path": "rootfs", "readonly": True}
+    assert {ns["type"] for ns in cfg["linux"]["namespaces"]} == \
+        {"pid", "network", "ipc", "uts", "mount", "cgroup"}
+    assert cfg["process"]["terminal"] is False
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda c: c.pop("ociVersion"), "ociVersion is required"),
+    (lambda c: c.pop("root"), "root is required"),
+    (lambda c: c["root"].pop("path"), "root.path is required"),
+    (lambda c: c.pop("process"), "process is required"),
+    (lambda c: c["process"].pop("args"), "process.args must not be empty"),
+    (lambda c: c["process"].update(args="sh"), "process.args must be an array"),
+    (lambda c: c["process"].update(args=["sh", 3]), "process.args[1] must be a string"),
+    (lambda c: c["process"].update(cwd="tmp"), "process.cwd must be an absolute path"),
+    (lambda c: c["process"].update(env=["NOEQUALS"]), "process.env[0] 'NOEQUALS' is not KEY=VALUE"),
+    (lambda c: c["process"]["user"].update(uid="0"), "process.user.uid must be an integer"),
+    (lambda c: c["process"]["user"].update(uid=True), "process.user.uid must be an integer"),
+    (lambda c: c["process"]["user"].pop("gid"), "process.user.gid is required"),
+    (lambda c: c["process"].update(terminal=True), "process.terminal: true is not supported"),
+    (lambda c: c["process"]["capabilities"].update(bounding=["CAP_NOPE"]),
+     "unknown capability 'CAP_NOPE'"),
+    (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+     "process.rlimits[0].type 'RLIMIT_BOGUS' is not a known rlimit"),
+    (lambda c: c["process"].update(apparmorProfile="docker-default"), "AppArmor"),
+    (lambda c: c.update(hooks={"prestart": [{"path": "/bin/true"}]}), "hooks.prestart"),
+    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY"}),
+     "linux.seccomp: SCMP_ACT_NOTIFY"),
+    (lambda c: c["linux"].update(seccomp={"syscalls": []}),
+     "linux.seccomp: defaultAction is required"),
+    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW",
+                                          "listenerPath": "/run/agent.sock"}),
+     "listenerPath"),
+    (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
+     "user namespaces"),
+    (lambda c: c["linux"].update(somethingNew={"x": 1}), "linux.somethingNew is not supported"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "'bogus' is not a namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "pid given twice"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespaces are not"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}]), "must include a mount namespace"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname needs a new uts"),
+    (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}), "kernel.panic is not in a"),
+    (lambda c: c["linux"].update(sysctl={"net.ipv4.ip_forward": 1}), "must be a string"),
+    (lambda c: c["linux"].update(cgroupsPath="/a/../b"), "must not contain '..'"),
+    (lambda c: c["linux"].update(cgroupsPath="system.slice:docker:abc"), "systemd"),
+    (lambda c: c["mounts"].append({"destination": "rel", "type": "tmpfs"}),
+     "mounts[7].destination must be an absolute path"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "tmpfs",
+                                   "options": ["tmpcopyup"]}), "tmpcopyup"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "bind", "options": ["rro"]}),
+     "recursive mount attribute"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "none", "options": ["bind"]}),
+     "a bind mount needs a source"),
+    (lambda c: c["linux"]["resources"].update(memory={"kernel": 1 << 20}), "kernel memory"),
+    (lambda c: c["linux"]["resources"].update(memory={"limit": "1g"}), "must be an integer"),
+    (lambda c: c["linux"]["resources"]["devices"].append({"allow": True, "type": "x"}),
+     "bad device rule type"),
+    (lambda c: c["linux"].update(rootfsPropagation="sideways"), "not a propagation type"),
+    (lambda c: c["linux"].update(personality={"domain": "BSD"}), "LINUX or LINUX32"),
+])
+def test_config_refusals(mutate, expect):
+    cfg = good()
+    mutate(cfg)
+    assert expect in refused(cfg)
+
+
+def test_config_accepts_namespaced_sysctls_and_paths():
+    cfg = good()
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000",
+                              "fs.mqueue.msg_max": "10"}
+    cfg["process"]["rlimits"].append({"type": "RLIMIT_NPROC", "soft": 10, "hard": 20})
+    validate_config(cfg)
+
+
+def test_load_config_errors(tmp_path):
+    with pytest.raises(Failure, match="config.json: not found in bundle"):
+        rtm.load_config(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="config.json: invalid JSON"):
+        rtm.load_config(str(tmp_path))
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(ConfigError, match="the top level must be an object"):
+        rtm.load_config(str(tmp_path))
+
+
+@pytest.mark.parametrize("text, num", [
+    ("TERM", signal.SIGTERM), ("SIGTERM", signal.SIGTERM), ("sigterm", signal.SIGTERM),
+    ("term", signal.SIGTERM), ("15", 15), ("9", 9), ("KILL", 9), ("SIGHUP", 1),
+    ("USR1", signal.SIGUSR1), ("RTMIN+1", signal.SIGRTMIN + 1), ("SIGRTMAX-2", signal.SIGRTMAX - 2),
+])
+def test_parse_signal(text, num):
+    assert rtm.parse_signal(text) == num
+
+
+@pytest.mark.parametrize("text", ["FOO", "SIGFOO", "0", "65", "-9", "", "RTMIN+99", "__class__"])
+def test_parse_signal_refuses(text):
+    with pytest.raises(Failure, match="invalid signal"):
+        rtm.parse_signal(text)
+
+
+@pytest.mark.parametrize("cid", ["abc", "a-b_c.d+e", "X1"])
+def test_check_id_ok(cid):
+    assert rtm.check_id(cid) == cid
+
+
+@pytest.mark.parametrize("cid", ["", ".", "..", "a/b", "a b", "é", "../x"])
+def test_check_id_refuses(cid):
+    with pytest.raises(Failure, match="invalid container id"):
+        rtm.check_id(cid)
+
+
+def test_env_dict_last_wins():
+    assert rtm.env_dict(["A=1", "B=x=y", "A=2", "C="]) == {"A": "2", "B": "x=y", "C": ""}
+
+
+def test_lookpath(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    plain = bindir / "plain"
+    plain.write_text("data")
+    plain.chmod(0o644)
+    (bindir / "adir").mkdir()
+    path = f"/nonexistent:{bindir}"
+    assert rtm.lookpath("tool", path) == str(tool)
+    assert rtm.lookpath(str(tool), "") == str(tool)
+    with pytest.raises(Failure) as info:
+        rtm.lookpath("nosuch", path)
+    assert info.value.exit_code == 127
+    assert info.value.message == 'exec: "nosuch": executable file not found in $PATH'
+    with pytest.raises(Failure) as info:
+        rtm.lookpath("plain", path)  # found but not executable: skipped in a PATH search
+    assert info.value.exit_code == 127
+    with pytest.raises(Failure) as info:
+        rtm.lookpath(str(plain), path)
+    assert info.value.exit_code == 126
+    assert info.value.message == f'exec: "{plain}": permission denied'
+    with pytest.raises(Failure) as info:
+        rtm.lookpath(str(bindir / "adir"), path)
+    assert info.value.exit_code == 126
+    with pytest.raises(Failure) as info:
+        rtm.lookpath("/no/such", path)
+    assert info.value.exit_code == 127
+    assert info.value.message == 'exec: "/no/such": stat /no/such: no such file or directory'
+    with pytest.raises(Failure):
+        rtm.lookpath("tool", None)  # no PATH at all: nothing is searched
+
+
+def test_sysctl_namespace():
+    assert rtm.sysctl_namespace("net.core.somaxconn") == "network"
+    assert rtm.sysctl_namespace("kernel.shmmax") == "ipc"
+    assert rtm.sysctl_namespace("fs.mqueue.queues_max") == "ipc"
+    assert rtm.sysctl_namespace("kernel.domainname") == "uts"
+    assert rtm.sysctl_namespace("vm.swappiness") is None
+
+
+def test_proc_start_time_and_status(tmp_path):
+    state, start = rtm.proc_start_time(os.getpid())
+    assert state in "RS" and start > 0
+    assert rtm.proc_start_time(2**22 + 12345) is None
+    c = rtm.Container(str(tmp_path), "me", {"pid": os.getpid(), "pid_start": start,
+                                            "bundle": "/b", "cgroup": None})
+    os.makedirs(c.dir)
+    os.mkfifo(c.fifo)
+    assert c.status() == "created"
+    os.unlink(c.fifo)
+    assert c.status() == "running"
+    # same pid, another start time: the pid was reused, the container is gone
+    c.state["pid_start"] = start + 1
+    assert c.status() == "stopped"
+    assert c.oci_state()["pid"] == 0
+
+
+def test_state_round_trip_and_unknown(tmp_path):
+    root = str(tmp_path)
+    c = rtm.Container(root, "c1", {"id": "c1", "pid": 1, "pid_start": 1, "bundle": "/b",
+                                   "annotations": {"a": "b"}, "created": "t"})
+    os.makedirs(c.dir)
+    c.save()
+    loaded = rtm.Container.load(root, "c1")
+    assert loaded.state == c.state
+    assert oct(os.stat(os.path.join(c.dir, "state.json")).st_mode & 0o777) == "0o600"
+    with pytest.raises(Failure, match="container does not exist: c2"):
+        rtm.Container.load(root, "c2")
+    assert [x.id for x in rtm.list_containers(root)] == ["c1"]
+    st = loaded.oci_state()
+    assert set(st) >= {"ociVersion", "id", "pid", "status", "bundle", "annotations"}
+    assert st["annotations"] == {"a": "b"}
+
+
+def test_write_atomic_leaves_no_temp(tmp_path):
+    p = tmp_path / "f.json"
+    rtm.write_atomic(str(p), b"one")
+    rtm.write_atomic(str(p), b"two")
+    assert p.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["f.json"]
+
+
+def test_parse_args_runc_style():
+    a = rtm.parse_args(["--root", "/r", "--log=/l", "--log-format", "json", "kill", "c1",
+                        "KILL", "--all"])
+    assert (a.root, a.log, a.log_format, a.command, a.id, a.signal, a.all) == \
+        ("/r", "/l", "json", "kill", "c1", "KILL", True)
+    a = rtm.parse_args(["create", "-b", "/bun", "--pid-file", "p", "--sync-fd", "5", "x"])
+    assert (a.bundle, a.pid_file, a.sync_fd, a.id, a.root) == ("/bun", "p", 5, "x", rtm.DEFAULT_ROOT)
+    a = rtm.parse_args(["delete", "-f", "x"])
+    assert a.force and a.id == "x"
+    a = rtm.parse_args(["kill", "x"])
+    assert a.signal == "TERM"
+    a = rtm.parse_args(["kill", "x", "-9"])  # a negative-looking positional is a signal
+    assert a.signal == "-9"
+    for bad in (["bogus"], ["start"], ["start", "a", "b"], ["create", "--nope", "x"],
+                ["--log-format", "xml", "list"], ["create", "--sync-fd", "x", "y"],
+                ["--systemd-cgroup", "list"]):
+        with pytest.raises(rtm.UsageError):
+            rtm.parse_args(bad)
+
+
+def test_main_usage_and_errors(capsys, tmp_path):
+    assert rtm.main(["--help"]) == 0
+    assert "create" in capsys.readouterr().out
+    assert rtm.main(["bogus"]) == 2
+    log = tmp_path / "log"
+    assert rtm.main(["--root", str(tmp_path), "--log", str(log), "--log-format", "json",
+                     "state", "nope"]) == 1
+    entry = json.loads(log.read_text())
+    assert entry["level"] == "error"
+    assert entry["msg"] == "container does not exist: nope"
+    assert entry["time"].endswith("Z")
+
+
+def test_spec_command(tmp_path):
+    assert rtm.main(["spec", "--bundle", str(tmp_path)]) == 0
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg == default_spec()
+    assert rtm.main(["spec", "--bundle", str(tmp_path)]) == 1  # exists: refused
+
+
+def test_channel_round_trip():
+    from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
+
+    a, b = socket.socketpair()
+    try:
+        left, right = rtm.Channel(a.fileno()), rtm.Channel(b.fileno())
+        left.send(ContainerCreated(pid=42))
+        left.send(CgroupJoined())
+        right.send(CreateFailed(message="exec: nope", exit_code=127))
+        right.send(InitReady())
+        assert right.recv(1) == ContainerCreated(pid=42)
+        assert right.recv(1) == CgroupJoined()
+        assert left.recv(1) == CreateFailed(message="exec: nope", exit_code=127)
+        assert left.recv(1) == InitReady()
+        with pytest.raises(Failure, match="timed out"):
+            left.recv(0.01)
+        b.shutdown(socket.SHUT_WR)
+        assert left.recv(1) is None  # EOF: the peer died
+    finally:
+        a.close()
+        b.close()
+
+
+def test_runtime_does_not_import_trio():
+    import subprocess
+    import sys
+
+    from tests.runtime.support import ENV, REPO
+
+    code = ("import sys, actors.runtime, linux.cgroups, linux.mounts, linux.caps, linux.net;"
+            "import messages.runtime;"
+            "print('trio' in sys.modules, 'attr' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, env=ENV, check=True).stdout.split()
+    assert out[0] == "False"
+    # --help must not even load the message classes (attrs, cattrs)
+    code = ("import sys; sys.argv=['x','--help'];"
+            "import actors.runtime as r; r._main(['--help']);"
+            "print('attr' in sys.modules, 'messages' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, env=ENV, check=True).stdout.split()
+    assert out[-2:] == ["False", "False"]
