@@ -1,0 +1,1170 @@
+"""The image store: content-addressed blobs, unpacked layers, images, references.
+
+Layout under ``root`` (``<data-root>/image``)::
+
+    blobs/sha256/<hex>          content store: image configs, layer blobs, manifests
+    blobs/sha256/.tmp-*         blobs being written (removed at startup)
+    layers/<chainid-hex>/fs     one unpacked layer (its diff only), overlayfs lowerdir
+    layers/<chainid-hex>/meta.json
+                                {"chain_id", "diff_id", "parent", "size", "tar_size",
+                                 "blob", "media_type", "whiteouts", "opaque_dirs",
+                                 "pending_whiteouts", "pending_opaques"}
+    layers/.tmp-* / .del-*      layers being unpacked / deleted (removed at startup)
+    imagedb/<id-hex>            the image record, JSON: {"id", "layers": [{"chain_id",
+                                "diff_id", "blob", "media_type"}], "parent",
+                                "last_tag_time", "manifests"}; the config itself is the
+                                blob ``blobs/sha256/<id-hex>`` (image id = config digest)
+    repositories.json           references, Docker's format and keys (see below)
+
+``repositories.json`` is Docker's file: ``{"Repositories": {"busybox":
+{"busybox:latest": "sha256:...", "busybox@sha256:...": "sha256:..."}}}``, keyed
+by *familiar* names and familiar reference strings exactly like dockerd's
+``refstore``; ``docker.io/library/`` is implied.  Other registries keep their
+domain (``localhost:5000/a/b:tag``).
+
+Durability: every metadata file is written atomically (temp file in the same
+directory, fsync, rename, fsync of the directory).  A layer is unpacked in
+``layers/.tmp-*`` and renamed to its chain id only when complete (after a
+``sync`` when ``durable``), so a crash never leaves a half layer under a real
+name.  Image records are written after their content and deleted before it.
+
+Refcounts are not stored: an image references its config blob, its layers
+(chain ids) and their blobs, and its manifests; a layer or blob no image
+references is garbage (``gc()``, and ``remove()`` deletes what the removed image
+alone used).
+
+Thread safety: one ``threading.RLock`` per store guards the in-memory index and
+every reference/metadata update.  Long work (hashing, unpacking) runs outside
+it under a *lease*; content deletion waits until no lease is held (``remove()``
+defers it to the end of the last lease, ``gc()`` waits), so a concurrent import
+never loses a blob or layer it is about to register.
+
+Only one process may own a store: the daemon.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import json
+import os
+import platform as _platform
+import re
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+
+import attrs
+
+from . import changes as _changes
+from .digest import (SHA256, HashingReader, chain_id, from_hex, hex_of, is_digest, is_hex64,
+                     sha256_bytes, short_id, validate_digest)
+from .errors import (BlobNotFound, DigestMismatch, ImageConflict, ImageNotFound,
+                     InvalidArgument, InvalidReference, LayerNotFound)
+from .reference import Reference, normalize_tagged, parse_any, parse_normalized
+from .unpack import UnpackResult, unpack_layer
+
+MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+         "armv7l": "arm", "armv6l": "arm", "i386": "386", "i686": "386",
+         "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+_VARIANT = {"armv7l": "v7", "armv6l": "v6", "aarch64": "v8"}
+
+CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------- time
+
+
+def rfc3339_nano(ns: int) -> str:
+    """Go's ``time.RFC3339Nano`` in UTC (trailing zeros of the fraction trimmed)."""
+    secs, frac = divmod(int(ns), 1_000_000_000)
+    s = _dt.datetime.fromtimestamp(secs, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        s += "." + f"{frac:09d}".rstrip("0")
+    return s + "Z"
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})")
+
+
+def parse_rfc3339_ns(s: str) -> int:
+    """RFC 3339 (any fraction length) -> nanoseconds since the epoch; 0 if unparsable."""
+    m = _RFC3339.fullmatch(s or "")
+    if not m:
+        return 0
+    y, mo, d, h, mi, se = (int(x) for x in m.groups()[:6])
+    frac = (m.group(7) or "")[:9].ljust(9, "0")
+    tz = m.group(8)
+    off = 0
+    if tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        off = sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
+    try:
+        base = _dt.datetime(y, mo, d, h, mi, se, tzinfo=_dt.timezone.utc)
+    except ValueError:
+        return 0
+    return (int(base.timestamp()) - off) * 1_000_000_000 + int(frac)
+
+
+def _created_str(created: Any) -> str:
+    if created is None:
+        return rfc3339_nano(time.time_ns())
+    if isinstance(created, str):
+        if not _RFC3339.fullmatch(created):
+            raise InvalidArgument(f"invalid created time {created!r}")
+        return created
+    if isinstance(created, _dt.datetime):
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=_dt.timezone.utc)
+        return rfc3339_nano(int(created.timestamp()) * 1_000_000_000 + created.microsecond * 1000)
+    return rfc3339_nano(int(float(created) * 1_000_000_000))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` at ``path`` atomically: temp file, fsync, rename, fsync dir."""
+    d = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(d)
+
+
+def _rmtree(path: str) -> None:
+    def onerror(func, p, exc_info):  # unprivileged: make read-only dirs writable
+        if isinstance(exc_info[1], FileNotFoundError):
+            return
+        try:
+            parent = os.path.dirname(p)
+            os.chmod(parent, 0o700)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+            func(p)
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(path, onerror=onerror)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def host_platform() -> dict[str, str]:
+    m = _platform.machine()
+    out = {"os": "linux", "architecture": _ARCH.get(m, m)}
+    if m in _VARIANT and out["architecture"] == "arm":
+        out["variant"] = _VARIANT[m]
+    return out
+
+
+def _parse_platform(p: str | None) -> dict[str, str]:
+    if not p:
+        return host_platform()
+    parts = p.split("/")
+    if len(parts) not in (1, 2, 3) or not all(parts):
+        raise InvalidArgument(f"invalid platform {p!r}")
+    if len(parts) == 1:
+        out = {"os": parts[0], "architecture": host_platform()["architecture"]}
+    else:
+        out = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) == 3:
+        out["variant"] = parts[2]
+    return out
+
+
+def _go_quote(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+class _Tee:
+    """Reader that copies what it reads into a file and hashes it."""
+
+    def __init__(self, src: BinaryIO, fd: int):
+        self._src = src
+        self._fd = fd
+        self._hr = HashingReader(src)
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._hr.read(n)
+        view = memoryview(b)
+        while view:
+            k = os.write(self._fd, view)
+            view = view[k:]
+        return b
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    @property
+    def count(self) -> int:
+        return self._hr.count
+
+    def digest(self) -> str:
+        return self._hr.digest()
+
+
+# --------------------------------------------------------------------------- model
+
+
+@attrs.define
+class LayerInfo:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int
+    path: str
+    """The layer's ``fs`` directory."""
+
+
+@attrs.define
+class ContainerUse:
+    """A container's use of an image, for ``remove``'s conflict checks."""
+    id: str
+    image_id: str
+    running: bool = False
+
+
+@attrs.define
+class Image:
+    id: str
+    repo_tags: list[str]
+    repo_digests: list[str]
+    created: str
+    """RFC 3339 from the config ("" when the config has none)."""
+    size: int
+    config: dict
+    """The image config JSON (OCI / Docker)."""
+    parent: str = ""
+    layers: list[str] = attrs.Factory(list)
+    """Chain ids, bottom layer first."""
+    layer_dirs: list[str] = attrs.Factory(list)
+    """Unpacked layer dirs, bottom layer first (same order as ``layers``)."""
+    last_tag_time: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.id)
+
+    @property
+    def container_config(self) -> dict:
+        """``config["config"]`` (Env, Cmd, Entrypoint, ...) or {}."""
+        return self.config.get("config") or {}
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list((self.config.get("rootfs") or {}).get("diff_ids") or [])
+
+    @property
+    def created_unix(self) -> int:
+        return parse_rfc3339_ns(self.created) // 1_000_000_000
+
+    def to_docker_summary(self, containers: int = -1, legacy_none: bool = True) -> dict:
+        """``ImageSummary`` for GET /images/json (API v1.41).  Untagged images show
+        ``<none>:<none>`` / ``<none>@<none>`` as API < 1.43 does (``legacy_none``)."""
+        tags, digests = list(self.repo_tags), list(self.repo_digests)
+        if legacy_none and not tags and not digests:
+            tags, digests = ["<none>:<none>"], ["<none>@<none>"]
+        return {
+            "Containers": containers,
+            "Created": self.created_unix,
+            "Id": self.id,
+            "Labels": dict(self.container_config.get("Labels") or {}),
+            "ParentId": self.parent,
+            "RepoDigests": digests,
+            "RepoTags": tags,
+            "SharedSize": -1,
+            "Size": self.size,
+            "VirtualSize": self.size,
+        }
+
+    def to_docker_inspect(self) -> dict:
+        """``ImageInspect`` for GET /images/{name}/json (API v1.41)."""
+        cfg = self.config
+        ccfg = _changes.empty_container_config()
+        ccfg.update(self.container_config)
+        graph: dict[str, str] = {}
+        if self.layer_dirs:
+            graph["UpperDir"] = self.layer_dirs[-1]
+            if len(self.layer_dirs) > 1:
+                graph["LowerDir"] = ":".join(reversed(self.layer_dirs[:-1]))
+        out = {
+            "Id": self.id,
+            "RepoTags": list(self.repo_tags),
+            "RepoDigests": list(self.repo_digests),
+            "Parent": self.parent,
+            "Comment": cfg.get("comment", ""),
+            "Created": self.created,
+            "Container": cfg.get("container", ""),
+            "ContainerConfig": _changes.empty_container_config() | dict(
+                cfg.get("container_config") or {}),
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": ccfg,
+            "Architecture": cfg.get("architecture", ""),
+            "Os": cfg.get("os", ""),
+            "Size": self.size,
+            "VirtualSize": self.size,
+            "GraphDriver": {"Name": "overlay2", "Data": graph},
+            "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"),
+                       "Layers": self.diff_ids},
+            "Metadata": {"LastTagTime": self.last_tag_time or "0001-01-01T00:00:00Z"},
+        }
+        if cfg.get("variant"):
+            out["Variant"] = cfg["variant"]
+        if cfg.get("os.version"):
+            out["OsVersion"] = cfg["os.version"]
+        return out
+
+
+@attrs.define
+class _Record:
+    id: str
+    layers: list[dict]  # {"chain_id", "diff_id", "blob", "media_type"}
+    parent: str = ""
+    last_tag_time: str | None = None
+    manifests: list[str] = attrs.Factory(list)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "layers": self.layers, "parent": self.parent,
+                "last_tag_time": self.last_tag_time, "manifests": self.manifests}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "_Record":
+        return cls(id=d["id"], layers=list(d.get("layers") or []),
+                   parent=d.get("parent") or "", last_tag_time=d.get("last_tag_time"),
+                   manifests=list(d.get("manifests") or []))
+
+
+# --------------------------------------------------------------------------- store
+
+
+class ImageStore:
+    """Images, layers and blobs under ``root``.  All methods are synchronous and
+    thread-safe; call them from trio with ``trio.to_thread.run_sync``."""
+
+    def __init__(self, root: str, *, privileged: bool | None = None, durable: bool = True,
+                 keep_layer_blobs: bool = True):
+        self.root = os.path.abspath(root)
+        self.privileged = os.geteuid() == 0 if privileged is None else privileged
+        self.durable = durable
+        self.keep_layer_blobs = keep_layer_blobs
+        self.blobs_dir = os.path.join(self.root, "blobs", SHA256)
+        self.layers_dir = os.path.join(self.root, "layers")
+        self.imagedb_dir = os.path.join(self.root, "imagedb")
+        self.repos_path = os.path.join(self.root, "repositories.json")
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._leases = 0
+        self._gc_pending = False
+        self._records: dict[str, _Record] = {}
+        self._configs: dict[str, dict] = {}
+        self._repos: dict[str, dict[str, str]] = {}
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        for d in (self.blobs_dir, self.layers_dir, self.imagedb_dir):
+            os.makedirs(d, mode=0o755, exist_ok=True)
+        self._recover()
+        self._load()
+
+    # ------------------------------------------------------------------ startup
+
+    def _recover(self) -> None:
+        for d in (self.blobs_dir, self.imagedb_dir, self.root):
+            for n in os.listdir(d):
+                if n.startswith(".tmp-"):
+                    p = os.path.join(d, n)
+                    if os.path.isdir(p) and not os.path.islink(p):
+                        _rmtree(p)
+                    else:
+                        os.unlink(p)
+        for n in os.listdir(self.layers_dir):
+            if n.startswith(".tmp-") or n.startswith(".del-"):
+                _rmtree(os.path.join(self.layers_dir, n))
+
+    def _load(self) -> None:
+        for n in os.listdir(self.imagedb_dir):
+            if not is_hex64(n):
+                continue
+            try:
+                with open(os.path.join(self.imagedb_dir, n), "rb") as f:
+                    rec = _Record.from_json(json.load(f))
+                cfg = self._read_config(rec.id)
+            except (OSError, ValueError, KeyError):
+                continue  # unreadable or incomplete record: ignore (gc removes content)
+            if any(not os.path.isdir(self._layer_path(layer["chain_id"]))
+                   for layer in rec.layers):
+                continue
+            self._records[rec.id] = rec
+            self._configs[rec.id] = cfg
+        try:
+            with open(self.repos_path, "rb") as f:
+                data = json.load(f)
+            repos = data.get("Repositories") or {}
+        except FileNotFoundError:
+            repos = {}
+        except ValueError:
+            repos = {}
+        dirty = False
+        for repo, refs in repos.items():
+            for refstr, img in (refs or {}).items():
+                if img in self._records:
+                    self._repos.setdefault(repo, {})[refstr] = img
+                else:
+                    dirty = True
+        if dirty:
+            self._save_repos()
+
+    def _read_config(self, image_id: str) -> dict:
+        with open(self.blob_path(image_id), "rb") as f:
+            return json.load(f)
+
+    # ------------------------------------------------------------------ leases
+
+    @contextlib.contextmanager
+    def _lease(self) -> Iterator[None]:
+        with self._lock:
+            self._leases += 1
+        try:
+            yield
+        finally:
+            trash: list[str] = []
+            with self._lock:
+                self._leases -= 1
+                if self._leases == 0:
+                    self._idle.notify_all()
+                    if self._gc_pending:
+                        self._gc_pending = False
+                        _, trash = self._collect_locked()
+            self._empty_trash(trash)
+
+    @staticmethod
+    def _empty_trash(trash: list[str]) -> None:
+        """Remove layer trees already renamed out of the way (outside the lock)."""
+        for t in trash:
+            _rmtree(t)
+
+    # ------------------------------------------------------------------ blobs
+
+    def blob_path(self, digest: str) -> str:
+        return os.path.join(self.blobs_dir, hex_of(digest))
+
+    def has_blob(self, digest: str) -> bool:
+        return is_digest(digest) and os.path.isfile(self.blob_path(digest))
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {digest} not found") from None
+
+    def blob_size(self, digest: str) -> int:
+        try:
+            return os.stat(self.blob_path(digest)).st_size
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {digest} not found") from None
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def put_blob(self, src: bytes | BinaryIO, expected_digest: str | None = None
+                 ) -> tuple[str, int]:
+        """Store content; return ``(digest, size)``.  Streamed to a temp file in
+        ``blobs/sha256``, hashed while written, fsynced, renamed into place.  A
+        digest mismatch raises ``DigestMismatch`` and leaves nothing behind."""
+        if expected_digest is not None:
+            validate_digest(expected_digest)
+        with self._lease():
+            return self._put_blob(src, expected_digest)
+
+    def _put_blob(self, src: bytes | BinaryIO, expected: str | None) -> tuple[str, int]:
+        fd, tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=".tmp-")
+        try:
+            if isinstance(src, (bytes, bytearray, memoryview)):
+                data = bytes(src)
+                digest, size = sha256_bytes(data), len(data)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            else:
+                try:
+                    tee = _Tee(src, fd)
+                    tee.drain()
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                digest, size = tee.digest(), tee.count
+            if expected is not None and digest != expected:
+                raise DigestMismatch(f"digest mismatch: expected {expected}, got {digest}")
+            return self._commit_blob(tmp, digest), size
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def _commit_blob(self, tmp: str, digest: str) -> str:
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.blob_path(digest))
+        _fsync_dir(self.blobs_dir)
+        return digest
+
+    def delete_blob(self, digest: str) -> bool:
+        """Delete a blob (even if referenced: use ``gc()`` for safe collection)."""
+        with self._lock:
+            try:
+                os.unlink(self.blob_path(digest))
+                return True
+            except FileNotFoundError:
+                return False
+
+    # ------------------------------------------------------------------ layers
+
+    def _layer_path(self, chain: str) -> str:
+        return os.path.join(self.layers_dir, hex_of(chain))
+
+    def has_layer(self, chain: str) -> bool:
+        return is_digest(chain) and os.path.isfile(
+            os.path.join(self._layer_path(chain), "meta.json"))
+
+    def layer_meta(self, chain: str) -> dict:
+        try:
+            with open(os.path.join(self._layer_path(chain), "meta.json"), "rb") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise LayerNotFound(f"layer {chain} not found") from None
+
+    def layer_dir(self, chain: str) -> str:
+        """The ``fs`` directory of a layer."""
+        return os.path.join(self._layer_path(chain), "fs")
+
+    def _create_layer(self, src: BinaryIO, parent: str | None,
+                      expected_diff_id: str | None, blob: tuple[str, str | None] | None
+                      ) -> tuple[LayerInfo, UnpackResult]:
+        tmp = tempfile.mkdtemp(dir=self.layers_dir, prefix=".tmp-")
+        try:
+            fs = os.path.join(tmp, "fs")
+            os.mkdir(fs, 0o755)
+            res = unpack_layer(src, fs, privileged=self.privileged)
+            if expected_diff_id is not None and res.diff_id != expected_diff_id:
+                raise DigestMismatch(
+                    f"layer diff_id mismatch: expected {expected_diff_id}, got {res.diff_id}")
+            chain = chain_id(parent, res.diff_id)
+            meta = {
+                "chain_id": chain, "diff_id": res.diff_id, "parent": parent,
+                "size": res.size, "tar_size": res.tar_size,
+                "blob": blob[0] if blob else None,
+                "media_type": blob[1] if blob else None,
+                "whiteouts": res.whiteouts, "opaque_dirs": res.opaque_dirs,
+                "pending_whiteouts": res.pending_whiteouts,
+                "pending_opaques": res.pending_opaques,
+            }
+            atomic_write(os.path.join(tmp, "meta.json"), _json_bytes(meta))
+            if self.durable:
+                os.sync()
+            final = self._layer_path(chain)
+            with self._lock:
+                if os.path.isdir(final):
+                    placed = False
+                else:
+                    os.rename(tmp, final)
+                    _fsync_dir(self.layers_dir)
+                    placed = True
+            if not placed:
+                _rmtree(tmp)
+            return LayerInfo(chain, res.diff_id, parent, res.size, os.path.join(final, "fs")), res
+        except BaseException:
+            if os.path.isdir(tmp):
+                _rmtree(tmp)
+            raise
+
+    def _delete_layer_locked(self, chain: str) -> str | None:
+        """Rename a layer out of the way (``.del-*``: never mistaken for a layer,
+        removed at startup if a crash interrupts); return the trash path to
+        remove once the lock is released."""
+        path = self._layer_path(chain)
+        if not os.path.isdir(path):
+            return None
+        trash = os.path.join(self.layers_dir, f".del-{hex_of(chain)[:12]}-{os.urandom(4).hex()}")
+        os.rename(path, trash)
+        return trash
+
+    # ------------------------------------------------------------------ references
+
+    def _save_repos(self) -> None:
+        data = {"Repositories": {k: dict(sorted(v.items()))
+                                 for k, v in sorted(self._repos.items()) if v}}
+        atomic_write(self.repos_path, json.dumps(data, indent=None, separators=(",", ":")).encode())
+
+    def _refs_of(self, image_id: str) -> list[Reference]:
+        refs = [parse_normalized(r) for repo in self._repos.values()
+                for r, i in repo.items() if i == image_id]
+        refs.sort(key=lambda r: r.familiar_string())
+        return refs
+
+    def _lookup_ref(self, ref: Reference) -> str | None:
+        if ref.digest is not None and ref.tag is not None:
+            ref = ref.with_digest(ref.digest)  # digest takes precedence
+        ref = ref.with_default_tag()
+        return self._repos.get(ref.familiar_name, {}).get(ref.familiar_string())
+
+    def _add_ref_locked(self, ref: Reference, image_id: str) -> None:
+        ref = ref.with_default_tag()
+        repo = self._repos.setdefault(ref.familiar_name, {})
+        key = ref.familiar_string()
+        old = repo.get(key)
+        if ref.digest is not None and old is not None and old != image_id:
+            raise ImageConflict(f"Cannot overwrite digest {ref.digest}")
+        repo[key] = image_id
+
+    def _remove_ref_locked(self, ref: Reference) -> bool:
+        ref = ref.with_default_tag()
+        repo = self._repos.get(ref.familiar_name)
+        if not repo or repo.pop(ref.familiar_string(), None) is None:
+            return False
+        if not repo:
+            del self._repos[ref.familiar_name]
+        return True
+
+    def references(self, image_id: str) -> list[str]:
+        """Familiar reference strings pointing at an image, sorted."""
+        with self._lock:
+            return [r.familiar_string() for r in self._refs_of(image_id)]
+
+    # ------------------------------------------------------------------ images
+
+    def _image_locked(self, image_id: str) -> Image:
+        rec = self._records[image_id]
+        cfg = self._configs[image_id]
+        refs = self._refs_of(image_id)
+        size = 0
+        for layer in rec.layers:
+            try:
+                size += int(self.layer_meta(layer["chain_id"]).get("size", 0))
+            except LayerNotFound:
+                pass
+        chains = [layer["chain_id"] for layer in rec.layers]
+        return Image(
+            id=image_id,
+            repo_tags=[r.familiar_string() for r in refs if r.digest is None],
+            repo_digests=[r.familiar_string() for r in refs if r.digest is not None],
+            created=cfg.get("created", "") or "",
+            size=size,
+            config=copy.deepcopy(cfg),  # callers may mutate their copy
+            parent=rec.parent,
+            layers=chains,
+            layer_dirs=[self.layer_dir(c) for c in chains],
+            last_tag_time=rec.last_tag_time,
+        )
+
+    def _resolve_locked(self, ref_or_id: str) -> str:
+        """Docker's ``GetImage`` lookup order: full id / digest, then reference,
+        then unique id prefix."""
+        if not isinstance(ref_or_id, str) or ref_or_id == "":
+            raise ImageNotFound(f"No such image: {ref_or_id}")
+        parsed = parse_any(ref_or_id)  # InvalidReference propagates (HTTP 400)
+        if isinstance(parsed, str):
+            if parsed in self._records:
+                return parsed
+            raise ImageNotFound(f"No such image: {parsed}")
+        found = self._lookup_ref(parsed)
+        if found is not None and found in self._records:
+            return found
+        found = self._search_prefix_locked(ref_or_id)
+        if found is not None:
+            return found
+        raise ImageNotFound(f"No such image: {parsed.with_default_tag().familiar_string()}")
+
+    def _search_prefix_locked(self, s: str) -> str | None:
+        h = s[len("sha256:"):] if s.startswith("sha256:") else s
+        if not h or re.fullmatch(r"[0-9a-f]+", h) is None:
+            return None
+        matches = [i for i in self._records if i[len("sha256:"):].startswith(h)]
+        return matches[0] if len(matches) == 1 else None
+
+    def resolve(self, ref_or_id: str) -> str:
+        """The image id for a reference, id or unique id prefix."""
+        with self._lock:
+            return self._resolve_locked(ref_or_id)
+
+    def get(self, ref_or_id: str) -> Image:
+        """Look up by full id, ``sha256:`` digest, name, name:tag, name@digest or
+        unique id prefix.  ``ImageNotFound``: ``No such image: busybox:latest``."""
+        with self._lock:
+            return self._image_locked(self._resolve_locked(ref_or_id))
+
+    def exists(self, ref_or_id: str) -> bool:
+        try:
+            self.resolve(ref_or_id)
+        except (ImageNotFound, InvalidReference):
+            return False
+        return True
+
+    def list(self) -> list[Image]:
+        """All images, newest first (Docker's order)."""
+        with self._lock:
+            imgs = [self._image_locked(i) for i in self._records]
+        imgs.sort(key=lambda im: (parse_rfc3339_ns(im.created), im.id), reverse=True)
+        return imgs
+
+    def layer_dirs(self, image: Image | str) -> list[str]:
+        """The image's unpacked layer ``fs`` dirs, **bottom (base) layer first**.
+        overlayfs wants the reverse: ``lowerdir=":".join(reversed(dirs))``
+        (see ``lowerdir()``)."""
+        if isinstance(image, Image):
+            return list(image.layer_dirs)
+        return list(self.get(image).layer_dirs)
+
+    def lowerdir(self, image: Image | str) -> str:
+        """The overlayfs ``lowerdir=`` value: top layer first, ``:``-separated."""
+        return ":".join(reversed(self.layer_dirs(image)))
+
+    def _save_record_locked(self, rec: _Record) -> None:
+        atomic_write(os.path.join(self.imagedb_dir, hex_of(rec.id)), _json_bytes(rec.to_json()))
+
+    def tag(self, src: str, ref: str) -> Image:
+        """``docker tag``: point ``ref`` (name-only -> ``:latest``) at ``src``."""
+        newref = normalize_tagged(ref)
+        with self._lock:
+            image_id = self._resolve_locked(src)
+            self._add_ref_locked(newref, image_id)
+            self._save_repos()
+            rec = self._records[image_id]
+            rec.last_tag_time = rfc3339_nano(time.time_ns())
+            self._save_record_locked(rec)
+            return self._image_locked(image_id)
+
+    def untag(self, ref: str) -> bool:
+        """Remove one reference (no image deletion).  Returns whether it existed."""
+        r = parse_normalized(ref)
+        with self._lock:
+            ok = self._remove_ref_locked(r)
+            if ok:
+                self._save_repos()
+            return ok
+
+    def add_reference(self, ref: str, image_id: str) -> None:
+        """Point a tag or digest reference (``name@sha256:...``, a RepoDigest) at
+        an image, e.g. after a pull.  Refuses to move a digest reference."""
+        r = parse_normalized(ref)
+        with self._lock:
+            if image_id not in self._records:
+                raise ImageNotFound(f"No such image: {image_id}")
+            self._add_ref_locked(r, image_id)
+            self._save_repos()
+
+    # ------------------------------------------------------------------ import / add
+
+    def _register_locked(self, config_bytes: bytes, layers: list[dict], refs: Sequence[Reference],
+                         parent: str = "", manifests: Sequence[str] = ()) -> str:
+        image_id, _ = self._put_blob(config_bytes, None)
+        cfg = json.loads(config_bytes)
+        rec = self._records.get(image_id)
+        if rec is None:
+            rec = _Record(id=image_id, layers=layers, parent=parent, manifests=list(manifests))
+        else:
+            for m in manifests:
+                if m not in rec.manifests:
+                    rec.manifests.append(m)
+            for old, new in zip(rec.layers, layers):
+                if not old.get("blob") and new.get("blob"):
+                    old["blob"], old["media_type"] = new["blob"], new.get("media_type")
+        if refs:
+            rec.last_tag_time = rfc3339_nano(time.time_ns())
+        self._save_record_locked(rec)
+        self._records[image_id] = rec
+        self._configs[image_id] = cfg
+        if refs:
+            for r in refs:
+                self._add_ref_locked(r, image_id)
+            self._save_repos()
+        return image_id
+
+    def import_tar(self, fileobj: BinaryIO, ref: str | None = None,
+                   changes: Iterable[str] = (), message: str = "", *,
+                   source: str = "-", created: Any = None, platform: str | None = None
+                   ) -> Image:
+        """``docker import``: one layer from a rootfs tar (plain, gzip, bzip2, xz
+        by magic bytes), an image config with the host's os/architecture (or
+        ``platform`` "os/arch[/variant]"), ``created`` (now, or the given
+        RFC 3339 string / datetime / unix time: pass one for a stable id),
+        ``comment`` = ``message`` or ``Imported from <source>``, and a container
+        config from ``changes`` (Dockerfile syntax) over a default
+        ``Env=[PATH=...]``.  ``ref`` (name-only -> ``:latest``) is tagged."""
+        newref = None
+        if ref:
+            newref = parse_normalized(ref)
+            if newref.digest is not None:
+                raise InvalidReference("cannot import digest reference")
+            newref = newref.with_default_tag()
+        if isinstance(changes, str):
+            changes = [changes]
+        base = _changes.empty_container_config()
+        base["Env"] = [f"PATH={_changes.DEFAULT_PATH}"]
+        ccfg = _changes.apply_changes(base, list(changes or ()))
+        plat = _parse_platform(platform)
+        created_s = _created_str(created)
+        comment = message or f"Imported from {source}"
+
+        with self._lease():
+            fd, blob_tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=".tmp-")
+            blob_info = None
+            try:
+                try:
+                    tee = _Tee(fileobj, fd)
+                    info, res = self._create_layer(tee, None, None, None)  # type: ignore[arg-type]
+                    tee.drain()
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                media = {"none": MEDIA_LAYER_TAR, "gzip": MEDIA_LAYER_GZIP}.get(res.compression)
+                if self.keep_layer_blobs and media is not None:
+                    blob_info = (self._commit_blob(blob_tmp, tee.digest()), media)
+                else:
+                    os.unlink(blob_tmp)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(blob_tmp)
+                raise
+            if blob_info is not None:
+                self._set_layer_blob(info.chain_id, blob_info)
+
+            config = {
+                "architecture": plat["architecture"],
+                "comment": comment,
+                "config": ccfg,
+                "created": created_s,
+                "history": [{"created": created_s, "comment": comment}],
+                "os": plat["os"],
+                "rootfs": {"type": "layers", "diff_ids": [info.diff_id]},
+            }
+            if "variant" in plat:
+                config["variant"] = plat["variant"]
+            layers = [{"chain_id": info.chain_id, "diff_id": info.diff_id,
+                       "blob": blob_info[0] if blob_info else None,
+                       "media_type": blob_info[1] if blob_info else None}]
+            with self._lock:
+                if not os.path.isdir(self._layer_path(info.chain_id)):
+                    raise LayerNotFound(f"layer {info.chain_id} vanished")  # pragma: no cover
+                image_id = self._register_locked(_json_bytes(config), layers,
+                                                 [newref] if newref else [])
+                return self._image_locked(image_id)
+
+    def _set_layer_blob(self, chain: str, blob: tuple[str, str]) -> None:
+        with self._lock:
+            try:
+                meta = self.layer_meta(chain)
+            except LayerNotFound:
+                return
+            if meta.get("blob"):
+                return
+            meta["blob"], meta["media_type"] = blob
+            atomic_write(os.path.join(self._layer_path(chain), "meta.json"), _json_bytes(meta))
+
+    def add_image(self, config: bytes, layer_blobs: Sequence[str | None], *,
+                  refs: Iterable[str] = (), manifest: str | None = None,
+                  media_types: Sequence[str | None] | None = None) -> Image:
+        """Register an image whose config and layer blobs are already in the
+        content store (``put_blob``), e.g. from ``docker load`` or a pull.
+
+        ``layer_blobs[i]`` is the blob of ``rootfs.diff_ids[i]`` (any supported
+        compression); a layer already unpacked (same chain id) is reused and its
+        blob may then be None.  Each unpacked layer's diff_id is verified against
+        the config.  ``manifest``, if given, is the digest of a stored manifest
+        blob; with a named ``ref`` it also gives a ``name@digest`` RepoDigest."""
+        try:
+            cfg = json.loads(config)
+            diff_ids = list(cfg["rootfs"]["diff_ids"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument("invalid image config: no rootfs.diff_ids") from None
+        if len(diff_ids) != len(layer_blobs):
+            raise InvalidArgument(
+                f"image config has {len(diff_ids)} layers, {len(layer_blobs)} blobs given")
+        named = [normalize_tagged(r) for r in refs]
+        if manifest is not None:
+            validate_digest(manifest)
+        with self._lease():
+            layers = []
+            parent = None
+            for i, (diff_id, blob) in enumerate(zip(diff_ids, layer_blobs)):
+                validate_digest(diff_id)
+                chain = chain_id(parent, diff_id)
+                mt = media_types[i] if media_types else None
+                if not self.has_layer(chain):
+                    if blob is None:
+                        raise BlobNotFound(f"no blob for layer {diff_id}")
+                    with self.open_blob(blob) as f:
+                        self._create_layer(f, parent, diff_id, (blob, mt))
+                layers.append({"chain_id": chain, "diff_id": diff_id, "blob": blob,
+                               "media_type": mt})
+                parent = chain
+            allrefs = list(named)
+            if manifest is not None:
+                allrefs += [r.trim().with_digest(manifest) for r in named]
+            with self._lock:
+                for layer in layers:
+                    if not os.path.isdir(self._layer_path(layer["chain_id"])):
+                        raise LayerNotFound(f"layer {layer['chain_id']} vanished")
+                image_id = self._register_locked(config, layers, allrefs,
+                                                 manifests=[manifest] if manifest else [])
+                return self._image_locked(image_id)
+
+    # ------------------------------------------------------------------ removal
+
+    @staticmethod
+    def _uses(in_use: Iterable[Any]) -> list[ContainerUse]:
+        out = []
+        for u in in_use or ():
+            if isinstance(u, ContainerUse):
+                out.append(u)
+            elif isinstance(u, str):
+                out.append(ContainerUse(id="", image_id=u, running=False))
+            elif isinstance(u, (tuple, list)):
+                out.append(ContainerUse(u[0], u[1], bool(u[2]) if len(u) > 2 else False))
+            else:
+                out.append(ContainerUse(getattr(u, "id"), getattr(u, "image_id"),
+                                        bool(getattr(u, "running", False))))
+        return out
+
+    @staticmethod
+    def _is_single_reference(refs: list[Reference]) -> bool:
+        if len(refs) <= 1:
+            return len(refs) == 1
+        single = None
+        canonical: set[str] = set()
+        for r in refs:
+            if r.digest is not None:
+                canonical.add(r.name)
+            elif single is None:
+                single = r
+            else:
+                return False
+        if single is None:
+            single = refs[0]
+        return len(canonical) == 1 and single.name in canonical
+
+    def _conflict_locked(self, image_id: str, uses: list[ContainerUse], *, hard: bool,
+                         active_ref: bool, stopped: bool) -> tuple[str, bool] | None:
+        """Docker's ``checkImageDeleteConflict``: (message, used) or None."""
+        sid = short_id(image_id)
+        if hard:
+            if any(r.parent == image_id for r in self._records.values()):
+                return (f"conflict: unable to delete {sid} (cannot be forced) - "
+                        "image has dependent child images", False)
+            for u in uses:
+                if u.image_id == image_id and u.running:
+                    return (f"conflict: unable to delete {sid} (cannot be forced) - "
+                            f"image is being used by running container {short_id(u.id)}", True)
+        if active_ref and self._refs_of(image_id):
+            return (f"conflict: unable to delete {sid} (must be forced) - "
+                    "image is referenced in multiple repositories", False)
+        if stopped:
+            for u in uses:
+                if u.image_id == image_id and not u.running:
+                    return (f"conflict: unable to delete {sid} (must be forced) - "
+                            f"image is being used by stopped container {short_id(u.id)}", True)
+        return None
+
+    def remove(self, ref_or_id: str, force: bool = False, in_use: Iterable[Any] = ()
+               ) -> list[dict[str, str]]:
+        """``docker rmi`` (DELETE /images/{name}) with Docker's semantics and its
+        response: a list of ``{"Untagged": ref}`` and ``{"Deleted": id}`` (then
+        ``{"Deleted": chain id}`` for each layer removed).
+
+        ``in_use``: the containers using images, as ``ContainerUse`` objects,
+        ``(container_id, image_id, running)`` tuples, or bare image ids.
+        Conflicts raise ``ImageConflict`` with Docker's messages."""
+        uses = self._uses(in_use)
+        trash: list[str] = []
+        try:
+            with self._lock:
+                return self._remove_locked(ref_or_id, force, uses, trash)
+        finally:
+            self._empty_trash(trash)
+
+    def _remove_locked(self, ref_or_id: str, force: bool, uses: list[ContainerUse],
+                       trash: list[str]) -> list[dict[str, str]]:
+        records: list[dict[str, str]] = []
+        image_id = self._resolve_locked(ref_or_id)
+        refs = self._refs_of(image_id)
+        is_id = image_id.startswith(ref_or_id) or image_id.startswith("sha256:" + ref_or_id)
+        removed_repo_ref = False
+        if not is_id:
+            if not force and self._is_single_reference(refs):
+                for u in uses:
+                    if u.image_id == image_id:
+                        raise ImageConflict(
+                            f"conflict: unable to remove repository reference "
+                            f"{_go_quote(ref_or_id)} (must force) - container "
+                            f"{short_id(u.id) or '<unknown>'} is using its referenced "
+                            f"image {short_id(image_id)}")
+            parsed = parse_normalized(ref_or_id).with_default_tag()
+            if parsed.digest is not None and parsed.tag is not None:
+                parsed = parsed.with_digest(parsed.digest)
+            self._remove_ref_locked(parsed)
+            records.append({"Untagged": parsed.familiar_string()})
+            refs = self._refs_of(image_id)
+            if parsed.digest is None:
+                if not any(r.digest is None and r.name == parsed.name for r in refs):
+                    remaining = []
+                    for r in refs:
+                        if r.digest is not None and r.name == parsed.name:
+                            self._remove_ref_locked(r)
+                            records.append({"Untagged": r.familiar_string()})
+                        else:
+                            remaining.append(r)
+                    refs = remaining
+            self._save_repos()
+            if refs:
+                return records
+            removed_repo_ref = True
+        else:
+            if self._is_single_reference(refs):
+                c = self._conflict_locked(image_id, uses, hard=True, active_ref=False,
+                                          stopped=not force)
+                if c is not None:
+                    raise ImageConflict(c[0])
+                for r in refs:
+                    self._remove_ref_locked(r)
+                    records.append({"Untagged": r.with_default_tag().familiar_string()})
+                self._save_repos()
+        # imageDeleteHelper
+        c = self._conflict_locked(image_id, uses, hard=True, active_ref=not force,
+                                  stopped=not force)
+        if c is not None:
+            msg, used = c
+            if removed_repo_ref and (used or not self._is_dangling(image_id)):
+                return records  # the untag was all that could be done
+            raise ImageConflict(msg)
+        for r in self._refs_of(image_id):
+            self._remove_ref_locked(r)
+            records.append({"Untagged": r.familiar_string()})
+        self._save_repos()
+        rec = self._records.pop(image_id)
+        self._configs.pop(image_id, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.imagedb_dir, hex_of(image_id)))
+        _fsync_dir(self.imagedb_dir)
+        records.append({"Deleted": image_id})
+        layers, blobs = self._unreferenced_locked(
+            [layer["chain_id"] for layer in rec.layers],
+            [image_id] + [layer.get("blob") for layer in rec.layers if layer.get("blob")]
+            + list(rec.manifests))
+        for chain in reversed(layers):
+            records.append({"Deleted": chain})
+        if self._leases:
+            self._gc_pending = True
+        else:
+            for chain in layers:
+                t = self._delete_layer_locked(chain)
+                if t:
+                    trash.append(t)
+            for b in blobs:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.blob_path(b))
+        return records
+
+    def _is_dangling(self, image_id: str) -> bool:
+        return not self._refs_of(image_id) and not any(
+            r.parent == image_id for r in self._records.values())
+
+    def _referenced_locked(self) -> tuple[set[str], set[str]]:
+        layers: set[str] = set()
+        blobs: set[str] = set()
+        for rec in self._records.values():
+            blobs.add(rec.id)
+            blobs.update(rec.manifests)
+            for layer in rec.layers:
+                layers.add(layer["chain_id"])
+                if layer.get("blob"):
+                    blobs.add(layer["blob"])
+        for chain in layers:
+            try:
+                b = self.layer_meta(chain).get("blob")
+            except LayerNotFound:
+                continue
+            if b:
+                blobs.add(b)
+        return layers, blobs
+
+    def _unreferenced_locked(self, layers: list[str], blobs: list[str]
+                             ) -> tuple[list[str], list[str]]:
+        used_layers, used_blobs = self._referenced_locked()
+        lost_layers = [c for c in layers if c not in used_layers and self.has_layer(c)]
+        extra = []
+        for c in lost_layers:
+            with contextlib.suppress(LayerNotFound):
+                b = self.layer_meta(c).get("blob")
+                if b:
+                    extra.append(b)
+        lost_blobs = sorted({b for b in blobs + extra if b not in used_blobs})
+        return lost_layers, lost_blobs
+
+    def _collect_locked(self) -> tuple[dict[str, list[str]], list[str]]:
+        used_layers, used_blobs = self._referenced_locked()
+        gone_layers, gone_blobs, trash = [], [], []
+        for n in sorted(os.listdir(self.layers_dir)):
+            if is_hex64(n) and from_hex(n) not in used_layers:
+                t = self._delete_layer_locked(from_hex(n))
+                if t:
+                    trash.append(t)
+                    gone_layers.append(from_hex(n))
+        for n in sorted(os.listdir(self.blobs_dir)):
+            if is_hex64(n) and from_hex(n) not in used_blobs:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.blobs_dir, n))
+                    gone_blobs.append(from_hex(n))
+        for n in os.listdir(self.imagedb_dir):
+            if is_hex64(n) and from_hex(n) not in self._records:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.imagedb_dir, n))
+        return {"layers": gone_layers, "blobs": gone_blobs}, trash
+
+    def gc(self, timeout: float | None = None) -> dict[str, list[str]]:
+        """Delete every blob and layer no image references.  Waits (up to
+        ``timeout``) for in-flight imports to finish.  Returns what was deleted:
+        ``{"layers": [chain ids], "blobs": [digests]}``."""
+        with self._lock:
+            if not self._idle.wait_for(lambda: self._leases == 0, timeout):
+                raise TimeoutError("image store busy")
+            self._gc_pending = False
+            res, trash = self._collect_locked()
+        self._empty_trash(trash)
+        return res
+
+    def disk_usage(self) -> int:
+        """Bytes used by layers (sum of layer sizes)."""
+        with self._lock:
+            used, _ = self._referenced_locked()
+        total = 0
+        for c in used:
+            with contextlib.suppress(LayerNotFound):
+                total += int(self.layer_meta(c).get("size", 0))
+        return total
