@@ -1,0 +1,250 @@
+"""Sizes, durations and timestamps the way docker/go-units and the docker CLI
+parse and print them.  Standard library only; nothing here touches the network.
+"""
+
+_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def _go_parse_float(num):
+    try:
+        if not num or num.strip() != num or num.lower() in ("inf", "+inf", "-inf", "nan",
+                                                             "infinity", "+infinity", "-infinity"):
+            raise ValueError
+        return float(num)
+    except ValueError:
+        raise ValueError('strconv.ParseFloat: parsing "%s": invalid syntax' % num) from None
+
+
+def ram_in_bytes(size):
+    """go-units RAMInBytes: "512m" -> 536870912; binary multiples (k=1024).
+
+    Raises ValueError with go-units' wording ("invalid size: 'x'",
+    "invalid suffix: 'q'")."""
+    sep = -1
+    for i in range(len(size) - 1, -1, -1):
+        if size[i] in "0123456789. ":
+            sep = i
+            break
+    if sep == -1:
+        raise ValueError("invalid size: '%s'" % size)
+    if size[sep] != " ":
+        num, sfx = size[:sep + 1], size[sep + 1:]
+    else:
+        num, sfx = size[:sep], size[sep + 1:]
+    value = _go_parse_float(num)
+    if value < 0:
+        raise ValueError("invalid size: '%s'" % size)
+    if not sfx:
+        return int(value)
+    low = sfx.lower()
+    if len(sfx) > 3:
+        raise ValueError("invalid suffix: '%s'" % sfx)
+    if low[0] == "b":
+        if len(low) > 1:
+            raise ValueError("invalid suffix: '%s'" % low)
+        return int(value)
+    mul = _BINARY.get(low[0])
+    if mul is None or (len(low) == 2 and low[1] != "b") or (len(low) == 3 and low[1:] != "ib"):
+        raise ValueError("invalid suffix: '%s'" % low)
+    return int(value * mul)
+
+
+def nano_cpus(value):
+    """docker's NanoCPUs flag: "1.5" -> 1500000000."""
+    from fractions import Fraction
+    try:
+        cpu = Fraction(value.strip()) if value.strip() == value else None
+        if cpu is None:
+            raise ValueError
+    except (ValueError, ZeroDivisionError):
+        raise ValueError("failed to parse %s as a rational number" % value) from None
+    nano = cpu * 1000000000
+    if nano.denominator != 1:
+        raise ValueError("value is too precise")
+    return int(nano)
+
+
+_DECIMAL_ABBRS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_ABBRS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _custom_size(fmt, size, base, abbrs):
+    i = 0
+    size = float(size)
+    while size >= base and i < len(abbrs) - 1:
+        size /= base
+        i += 1
+    return fmt % (size, abbrs[i])
+
+
+def human_size(size, precision=4):
+    """go-units HumanSizeWithPrecision: decimal units, e.g. 4261550 -> 4.26MB (precision 3)."""
+    return _custom_size("%%.%dg%%s" % precision, size, 1000.0, _DECIMAL_ABBRS)
+
+
+def bytes_size(size):
+    """go-units BytesSize: binary units, e.g. 8000000000 -> 7.451GiB."""
+    return _custom_size("%.4g%s", size, 1024.0, _BINARY_ABBRS)
+
+
+def human_duration(seconds):
+    """go-units HumanDuration for a duration given in (float) seconds."""
+    ns = int(seconds * 1e9)
+    secs = int(ns / 1e9)
+    if secs < 1:
+        return "Less than a second"
+    if secs == 1:
+        return "1 second"
+    if secs < 60:
+        return "%d seconds" % secs
+    minutes = int(ns / 6e10)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return "%d minutes" % minutes
+    hour = 3600 * 10 ** 9
+    q, r = divmod(ns, hour)  # Duration.Round(time.Hour): half away from zero
+    hours = q + (1 if r + r >= hour else 0)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return "%d hours" % hours
+    if hours < 24 * 7 * 2:
+        return "%d days" % (hours // 24)
+    if hours < 24 * 30 * 2:
+        return "%d weeks" % (hours // 24 // 7)
+    if hours < 24 * 365 * 2:
+        return "%d months" % (hours // 24 // 30)
+    return "%d years" % (int(ns / 3.6e12) // 24 // 365)
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1000, "\u00b5s": 1000, "\u03bcs": 1000, "ms": 10 ** 6,
+                   "s": 10 ** 9, "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
+
+
+def parse_go_duration(s):
+    """time.ParseDuration -> nanoseconds (int).  ValueError on bad input."""
+    orig = s
+    if not s:
+        raise ValueError('time: invalid duration "%s"' % orig)
+    neg = False
+    if s[0] in "+-":
+        neg = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise ValueError('time: invalid duration "%s"' % orig)
+    total = 0.0
+    while s:
+        i = 0
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        num = s[:i]
+        if not num or num == "." or num.count(".") > 1:
+            raise ValueError('time: invalid duration "%s"' % orig)
+        s = s[i:]
+        j = 0
+        while j < len(s) and not (s[j].isdigit() or s[j] == "."):
+            j += 1
+        unit = s[:j]
+        s = s[j:]
+        if not unit:
+            raise ValueError('time: missing unit in duration "%s"' % orig)
+        mul = _DURATION_UNITS.get(unit)
+        if mul is None:
+            raise ValueError('time: unknown unit "%s" in duration "%s"' % (unit, orig))
+        total += float(num) * mul
+    total = int(total)
+    return -total if neg else total
+
+
+def _parse_unix_timestamp(value):
+    sec, dot, frac = value.partition(".")
+    int(sec)  # raises ValueError
+    if dot:
+        if not frac.isdigit():
+            raise ValueError(value)
+    return value
+
+
+def get_timestamp(value, now=None):
+    """docker's timetypes.GetTimestamp: durations ("10m"), RFC 3339 dates
+    and unix timestamps to the "seconds[.nanoseconds]" string the API takes."""
+    import time as _time
+    if now is None:
+        now = _time.time()
+    if value != "0":
+        try:
+            d = parse_go_duration(value)
+        except ValueError:
+            pass
+        else:
+            return str(int((now * 1e9 - d) // 1e9))
+    import re
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"
+                     r"(Z|z|[+-]\d{2}:\d{2})?", value)
+    if m is None:
+        if "-" in value:
+            raise ValueError('parsing time "%s": cannot parse "%s" as a timestamp' % (value, value))
+        try:
+            return _parse_unix_timestamp(value)
+        except ValueError:
+            raise ValueError('failed to parse value as time or duration: "%s"' % value) from None
+    y, mo, d, hh, mi, ss, frac, zone = m.groups()
+    if not 1 <= int(mo) <= 12:
+        raise ValueError('parsing time "%s": month out of range' % value)
+    if not 1 <= int(d) <= 31:
+        raise ValueError('parsing time "%s": day out of range' % value)
+    fields = (int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
+    if zone is None:
+        secs = int(_time.mktime(fields + (0, 0, -1)))
+    else:
+        import calendar
+        secs = calendar.timegm(fields + (0, 0, 0))
+        if zone not in ("Z", "z"):
+            off = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+            secs -= off if zone[0] == "+" else -off
+    nanos = int((frac or "0").ljust(9, "0"))
+    return "%d.%09d" % (secs, nanos)
+
+
+def rfc3339_nano_fixed(secs, nanos=0):
+    """Go's jsonmessage.RFC3339NanoFixed in local time, as docker prints event times."""
+    import time as _time
+    tm = _time.localtime(secs)
+    off = tm.tm_gmtoff
+    if off == 0:
+        zone = "Z"
+    else:
+        sign = "+" if off > 0 else "-"
+        off = abs(off)
+        zone = "%s%02d:%02d" % (sign, off // 3600, off % 3600 // 60)
+    return "%s.%09d%s" % (_time.strftime("%Y-%m-%dT%H:%M:%S", tm), nanos, zone)
+
+
+def go_time_string(secs):
+    """Go's time.Time.String() for time.Unix(secs, 0): "2006-01-02 15:04:05 -0700 MST"."""
+    import time as _time
+    tm = _time.localtime(secs)
+    return _time.strftime("%Y-%m-%d %H:%M:%S %z %Z", tm)
+
+
+def parse_rfc3339(value):
+    """RFC 3339 (with optional nanoseconds) -> (unix seconds, nanoseconds, tm_gmtoff)."""
+    import re
+    import calendar
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:\d{2})",
+                     value.strip())
+    if m is None:
+        raise ValueError(value)
+    y, mo, d, hh, mi, ss, frac, zone = m.groups()
+    secs = calendar.timegm((int(y), int(mo), int(d), int(hh), int(mi), int(ss), 0, 0, 0))
+    off = 0
+    if zone not in ("Z", "z"):
+        off = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        if zone[0] == "-":
+            off = -off
+        secs -= off
+    nanos = int((frac or "0")[:9].ljust(9, "0"))
+    return secs, nanos, off
