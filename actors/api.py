@@ -119,7 +119,7 @@ def make_router(daemon) -> Router:
     r.add("GET", "/version", version)
 
     async def info(req):
-        from linux.cgroups import cgroup_version
+        from linux.cgroups import detect_version
 
         recs = list(daemon.records.values())
         running = sum(1 for x in recs if x["State"]["Running"] and not x["State"]["Paused"])
@@ -133,7 +133,7 @@ def make_router(daemon) -> Router:
             images = len(await trio.to_thread.run_sync(daemon.images.list))
         except Exception:
             images = 0
-        cgv = str(cgroup_version())
+        cgv = str(detect_version())
         runtimes = {"trioctr": {"path": f"{sys.executable} -m actors.runtime"}}
         runtimes.update({k: {"path": v} for k, v in daemon.config.runtimes.items()})
         return json_response({
@@ -497,7 +497,10 @@ def make_router(daemon) -> Router:
         name = req.params["name"]
         force = req.q_bool("force")
         img = await _get_image(daemon, name)
-        users = {rec["Image"]: rec["Id"] for rec in daemon.records.values()}
+        from oci.store import ContainerUse
+
+        users = [ContainerUse(id=rec["Id"], image_id=rec["Image"], running=rec["State"]["Running"])
+                 for rec in daemon.records.values()]
         result = await trio.to_thread.run_sync(lambda: daemon.images.remove(name, force=force, in_use=users))
         for item in result:
             if "Untagged" in item:
@@ -594,6 +597,8 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     cfg_in = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
     hc = _expect(body.get("HostConfig"), dict, "HostConfig")
     for key, value in hc.items():
+        if key == "MemorySwappiness" and value in (None, -1):
+            continue  # -1 is the clients' "unset"
         if key not in HOSTCONFIG_SUPPORTED and not _empty(value):
             raise HTTPError(400, f"HostConfig.{key} is not supported by trioctr yet")
     for key in ("Volumes", "MacAddress", "Healthcheck", "OnBuild", "Shell"):
@@ -667,31 +672,18 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         except C.ContainerError as exc:
             raise HTTPError(400, exc.message) from None
     image = await _get_image(daemon, image_ref)
-    icfg = (image.config or {}).get("config") or {}
-    # Docker's merge of the image's config with the request's
-    if entrypoint is not None:
-        eff_entry = [] if entrypoint == [""] else entrypoint
-        eff_cmd = cmd if cmd is not None else []
-    else:
-        eff_entry = list(icfg.get("Entrypoint") or [])
-        eff_cmd = cmd if cmd is not None else list(icfg.get("Cmd") or [])
-    argv = eff_entry + eff_cmd
-    if not argv:
-        raise HTTPError(400, "No command specified")
-    merged_env = list(icfg.get("Env") or [])
-    for item in env:
-        key = item.split("=", 1)[0]
-        merged_env = [e for e in merged_env if e.split("=", 1)[0] != key]
-        merged_env.append(item)
-    merged_labels = dict(icfg.get("Labels") or {})
-    merged_labels.update(labels)
-    if hc.get("CapAdd") or hc.get("CapDrop"):
-        from linux.caps import parse_cap_list
+    from oci.spec import merge_config
 
-        try:
-            parse_cap_list(list(hc.get("CapAdd") or []) + list(hc.get("CapDrop") or []))
-        except ValueError as exc:
-            raise HTTPError(400, str(exc)) from None
+    user_cfg = {"Cmd": cmd, "Entrypoint": entrypoint, "Env": env, "Labels": labels,
+                "WorkingDir": wd, "User": cfg_in.get("User") or "",
+                "StopSignal": cfg_in.get("StopSignal") or "",
+                "ExposedPorts": cfg_in.get("ExposedPorts") or None}
+    merged = merge_config(user_cfg, image.config or {})  # Docker's merge; "No command specified"
+    argv = list(merged.get("Entrypoint") or []) + list(merged.get("Cmd") or [])
+    if hc.get("CapAdd") or hc.get("CapDrop"):
+        from oci.spec import capabilities
+
+        capabilities(list(hc.get("CapAdd") or []), list(hc.get("CapDrop") or []))
     cid = C.new_id()
     if name:
         if full_name in daemon.names:
@@ -703,20 +695,20 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     d = daemon.container_dir(cid)
     cfg = {
         "Hostname": cfg_in.get("Hostname") or cid[:12], "Domainname": cfg_in.get("Domainname") or "",
-        "User": cfg_in.get("User") if cfg_in.get("User") is not None else icfg.get("User", ""),
-        "AttachStdin": False, "AttachStdout": bool(cfg_in.get("AttachStdout")),
+        "User": merged.get("User") or "", "AttachStdin": False,
+        "AttachStdout": bool(cfg_in.get("AttachStdout")),
         "AttachStderr": bool(cfg_in.get("AttachStderr")), "Tty": False, "OpenStdin": False,
-        "StdinOnce": False, "Env": merged_env, "Cmd": eff_cmd if (cmd is not None or entrypoint is None) else cmd,
-        "Image": image_ref, "Volumes": None, "WorkingDir": wd or icfg.get("WorkingDir", ""),
-        "Entrypoint": eff_entry or None, "OnBuild": None, "Labels": merged_labels,
+        "StdinOnce": False, "Env": merged.get("Env") or [], "Cmd": merged.get("Cmd"),
+        "Image": image_ref, "Volumes": None, "WorkingDir": merged.get("WorkingDir") or "",
+        "Entrypoint": merged.get("Entrypoint"), "OnBuild": None, "Labels": merged.get("Labels") or {},
     }
-    if cfg_in.get("StopSignal") or icfg.get("StopSignal"):
-        cfg["StopSignal"] = cfg_in.get("StopSignal") or icfg.get("StopSignal")
+    if merged.get("StopSignal"):
+        cfg["StopSignal"] = merged["StopSignal"]
         parse_signal(cfg["StopSignal"])
     if cfg_in.get("StopTimeout") is not None:
         cfg["StopTimeout"] = cfg_in["StopTimeout"]
-    if icfg.get("ExposedPorts") or cfg_in.get("ExposedPorts"):
-        cfg["ExposedPorts"] = cfg_in.get("ExposedPorts") or icfg.get("ExposedPorts")
+    if merged.get("ExposedPorts"):
+        cfg["ExposedPorts"] = merged["ExposedPorts"]
     host_config = {
         "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": nm, "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
@@ -790,9 +782,30 @@ def _write_etc_files(rec: dict) -> None:
         f.write("\n".join(lines) + ("\n" if lines else ""))
 
 
-async def start_container(daemon, rec: dict) -> None:
-    from oci import spec as S
+def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
+    """The OCI runtime config for a container record (its Config is already
+    merged with the image's, so the image config given to the builder is it)."""
+    from oci.spec import ContainerSpecInput, build_spec
 
+    cfg, hc = rec["Config"], rec["HostConfig"]
+    namespaces = None
+    if hc.get("NetworkMode") == "host":
+        namespaces = {"mount": "", "uts": "", "pid": "", "ipc": "", "cgroup": ""}
+    return build_spec(ContainerSpecInput(
+        container_id=rec["Id"], image_config={"config": cfg}, user=cfg.get("User") or "",
+        hostname=cfg.get("Hostname") or "", domainname=cfg.get("Domainname") or "",
+        readonly_rootfs=bool(hc.get("ReadonlyRootfs")), layer_dirs=layers,
+        memory=hc.get("Memory") or 0, memory_swap=hc.get("MemorySwap") or 0,
+        pids_limit=hc.get("PidsLimit"), nano_cpus=hc.get("NanoCpus") or 0,
+        cpu_shares=hc.get("CpuShares") or 0, cpu_quota=hc.get("CpuQuota") or 0,
+        cpu_period=hc.get("CpuPeriod") or 0, cgroup_parent=cgroup_parent,
+        cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
+        hostname_path=rec["HostnamePath"], hosts_path=rec["HostsPath"],
+        resolv_conf_path=rec["ResolvConfPath"], namespaces=namespaces,
+        labels=dict(cfg.get("Labels") or {})))
+
+
+async def start_container(daemon, rec: dict) -> None:
     cid = rec["Id"]
     async with daemon.lock(cid):
         if cid not in daemon.records:
@@ -801,8 +814,8 @@ async def start_container(daemon, rec: dict) -> None:
             return
         image = await _get_image(daemon, rec["Image"])
         layers = await trio.to_thread.run_sync(daemon.images.layer_dirs, image)
-        spec = S.spec_for_record(rec, layers, cgroup_parent=daemon.config.cgroup_parent)
-        lower = ":".join(reversed(layers)) if len(layers) > 1 else layers[0]
+        spec = await trio.to_thread.run_sync(spec_for_record, rec, layers, daemon.config.cgroup_parent)
+        lower = ":".join(reversed(layers))
         gd = rec["GraphDriver"]["Data"]
         gd["LowerDir"] = lower
         mounts = [sup.Mount(type="overlay", source="overlay", options=[

@@ -282,6 +282,9 @@ def status_for(exc: BaseException) -> tuple[int, str]:
         return exc.status, exc.message
     if isinstance(exc, RemoteError):
         return STATUS_OF_CODE.get(exc.code, 500), exc.message
+    status = getattr(exc, "http_status", None)  # oci's errors carry Docker's status
+    if isinstance(status, int) and 400 <= status < 600:
+        return status, str(exc)
     return 500, f"{type(exc).__name__}: {exc}"
 
 

@@ -328,7 +328,10 @@ class ShimService:
         except FileNotFoundError:
             pass
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        await sock.bind(sock_path)
+        # bind relative to our directory: exec-root/shims/<64-hex id>/shim.sock can
+        # be longer than sun_path's 108 bytes
+        os.chdir(self.dir)
+        await sock.bind(SOCKET)
         os.chmod(sock_path, 0o600)
         sock.listen(16)
         listener = trio.SocketListener(sock)

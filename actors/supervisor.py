@@ -89,6 +89,7 @@ class Supervisor:
         self.shims: dict[str, ShimHandle] = {}
         self.daemon: Link | None = None
         self._nursery: trio.Nursery | None = None
+        self._early_events: list = []
         os.makedirs(self.shims_dir, exist_ok=True)
         os.makedirs(self.runtime_root, exist_ok=True)
 
@@ -96,10 +97,14 @@ class Supervisor:
     async def run(self, daemon_stream: trio.abc.Stream) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            pending_events = await self.adopt_all()
-            self.daemon = Link(daemon_stream, role="supervisor", name="daemon")
-            await self.daemon.handshake()
-            for ev in pending_events:
+            for ev in await self.adopt_all():
+                await self._to_daemon(ev)
+            link = Link(daemon_stream, role="supervisor", name="daemon")
+            await link.handshake()
+            self.daemon = link
+            # what happened before the daemon was there to hear it
+            pending, self._early_events = self._early_events, []
+            for ev in pending:
                 await self._to_daemon(ev)
             why = await self.daemon.serve(self)
             log.info("daemon link ended (%s): exiting, shims live on", why)
@@ -107,6 +112,7 @@ class Supervisor:
 
     async def _to_daemon(self, event) -> None:
         if self.daemon is None:
+            self._early_events.append(event)
             return
         try:
             await self.daemon.send_event(event)
@@ -127,21 +133,26 @@ class Supervisor:
             handle = ShimHandle(cid, d)
             try:
                 with trio.fail_after(5):
-                    link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
-                                                role="supervisor", name=f"shim {cid[:12]}")
-                    reply = await link.request(sh.ShimState(), timeout=5)
+                    handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
+                                                       role="supervisor", name=f"shim {cid[:12]}")
             except (OSError, RemoteError, trio.TooSlowError) as exc:
                 events.extend(self._shim_lost(handle, f"shim did not answer: {exc}"))
                 return
-            handle.link, handle.info = link, reply.task
             self.shims[cid] = handle
+            assert self._nursery is not None
+            # serve the link first: the reply to ShimState is read by serve()
+            self._nursery.start_soon(self._watch_shim, handle)
+            try:
+                reply = await handle.link.request(sh.ShimState(), timeout=5)
+            except RemoteError as exc:
+                await handle.link.aclose()  # _watch_shim reports the loss
+                return
+            handle.info = reply.task
             events.append(sup.TaskAdopted(task=reply.task))
             if reply.task.status == "stopped":
                 t = reply.task
                 events.append(sup.TaskExit(container_id=cid, pid=t.pid, exit_status=t.exit_status,
                                            exited_at=t.exited_at))
-            assert self._nursery is not None
-            self._nursery.start_soon(self._watch_shim, handle)
 
         async with trio.open_nursery() as n:
             for cid in names:

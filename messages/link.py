@@ -221,10 +221,22 @@ class Link:
         return self._closed
 
 
+async def connect_unix(path: str) -> trio.SocketStream:
+    """Connect to a Unix socket whatever the length of its path: a path longer
+    than sun_path (108 bytes) is reached through /proc/self/fd/<dir>/<name>."""
+    if len(os.fsencode(path)) < 100:
+        return await trio.open_unix_socket(path)
+    dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return await trio.open_unix_socket(f"/proc/self/fd/{dirfd}/{os.path.basename(path)}")
+    finally:
+        os.close(dirfd)
+
+
 async def open_unix_link(path: str, *, role: str, name: str = "",
                          timeout: float = 5.0) -> Link:
     with trio.fail_after(timeout):
-        stream = await trio.open_unix_socket(path)
+        stream = await connect_unix(path)
         link = Link(stream, role=role, name=name or path)
         try:
             await link.handshake(timeout)
