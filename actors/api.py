@@ -10,7 +10,6 @@ import shutil
 import signal as signal_mod
 import socket
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from messages.errors import ErrorCode, RemoteError
 from . import containers as C
 from . import logs as L
 from .events import EVENT_FILTERS, event_matches, parse_time
+from .api_images import get_image
 from .http import Hijack, HTTPError, Response, Router, StreamResponse, json_response
 
 MIN_MEMORY = 6 * 1024 * 1024
@@ -436,93 +436,9 @@ def make_router(daemon) -> Router:
 
     r.add("POST", "/containers/{id}/attach", attach)
 
-    # -- images ------------------------------------------------------------------------
-    async def images_create(req):
-        from_src = req.q("fromSrc")
-        from_image = req.q("fromImage")
-        if from_src is None and not from_image:
-            raise HTTPError(400, "fromImage or fromSrc is required")
-        if from_image:
-            ref = from_image + (":" + req.q("tag") if req.q("tag") and "@" not in from_image and ":" not in from_image.rsplit("/", 1)[-1] else "")
-            raise HTTPError(501, f"cannot pull {ref}: pulling from a registry is not implemented yet "
-                                 "(make an image with 'trioctr import')")
-        if from_src != "-":
-            raise HTTPError(400, "importing from a URL is not supported: send the tar in the body (fromSrc=-)")
-        repo = req.q("repo") or ""
-        tag = req.q("tag") or ""
-        ref = None
-        if repo:
-            ref = repo if not tag else f"{repo}:{tag}"
-        changes = req.query.get("changes", [])
-        message = req.q("message") or ""
-        img_root = daemon.images.root
-        fd, tmp = tempfile.mkstemp(prefix="import-", dir=img_root)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                async for chunk in req.iter_body():
-                    await trio.to_thread.run_sync(f.write, chunk)
-            image = await trio.to_thread.run_sync(_import, daemon, tmp, ref, changes, message)
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        daemon.events.publish("image", "import", image.id, {"name": image.id})
-        if ref:
-            daemon.events.publish("image", "tag", image.id, {"name": _familiar(ref)})
-        return json_response({"status": image.id})
+    from . import api_images
 
-    r.add("POST", "/images/create", images_create)
-
-    async def images_list(req):
-        imgs = await trio.to_thread.run_sync(daemon.images.list)
-        out = [i.to_docker_summary() for i in imgs]
-        counts: dict[str, int] = {}
-        for rec in daemon.records.values():
-            counts[rec.get("Image", "")] = counts.get(rec.get("Image", ""), 0) + 1
-        for item in out:
-            item["Containers"] = counts.get(item["Id"], 0)
-        out.sort(key=lambda x: x.get("Created", 0), reverse=True)
-        return json_response(out)
-
-    r.add("GET", "/images/json", images_list)
-
-    async def images_inspect(req):
-        img = await _get_image(daemon, req.params["name"])
-        return json_response(img.to_docker_inspect())
-
-    r.add("GET", "/images/{name}/json", images_inspect)
-
-    async def images_delete(req):
-        name = req.params["name"]
-        force = req.q_bool("force")
-        img = await _get_image(daemon, name)
-        from oci.store import ContainerUse
-
-        users = [ContainerUse(id=rec["Id"], image_id=rec["Image"], running=rec["State"]["Running"])
-                 for rec in daemon.records.values()]
-        result = await trio.to_thread.run_sync(lambda: daemon.images.remove(name, force=force, in_use=users))
-        for item in result:
-            if "Untagged" in item:
-                daemon.events.publish("image", "untag", img.id, {"name": item["Untagged"]})
-            if "Deleted" in item:
-                daemon.events.publish("image", "delete", item["Deleted"], {"name": item["Deleted"]})
-        return json_response(result)
-
-    r.add("DELETE", "/images/{name}", images_delete)
-
-    async def images_tag(req):
-        img = await _get_image(daemon, req.params["name"])
-        repo = req.q("repo") or ""
-        tag = req.q("tag") or "latest"
-        if not repo:
-            raise HTTPError(400, "repository name must have at least one component")
-        ref = f"{repo}:{tag}"
-        await trio.to_thread.run_sync(daemon.images.tag, img.id, ref)
-        daemon.events.publish("image", "tag", img.id, {"name": _familiar(ref)})
-        return Response(201, b"", None)
-
-    r.add("POST", "/images/{name}/tag", images_tag)
+    api_images.add_routes(r, daemon)
 
     # -- not there yet -----------------------------------------------------------
     async def not_yet(req):
@@ -541,10 +457,7 @@ def make_router(daemon) -> Router:
         ("POST", "/containers/{id}/resize"), ("GET", "/containers/{id}/archive"),
         ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
         ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"),
-        ("POST", "/containers/prune"), ("GET", "/system/df"), ("POST", "/images/{name}/push"),
-        ("GET", "/images/{name}/get"), ("GET", "/images/get"), ("POST", "/images/load"),
-        ("GET", "/images/{name}/history"), ("POST", "/images/prune"), ("POST", "/build"),
-        ("POST", "/auth"), ("GET", "/images/search"),
+        ("POST", "/containers/prune"), ("GET", "/system/df"), ("POST", "/build"),
     ):
         r.add(method, pattern, not_yet)
     return r
@@ -559,31 +472,6 @@ def _os_name() -> str:
     except OSError:
         pass
     return "Linux"
-
-
-def _familiar(ref: str) -> str:
-    try:
-        from oci.reference import familiar
-
-        return familiar(ref)
-    except Exception:
-        return ref
-
-
-def _import(daemon, path: str, ref: str | None, changes: list[str], message: str):
-    with open(path, "rb") as f:
-        return daemon.images.import_tar(f, ref, changes=changes, message=message)
-
-
-async def _get_image(daemon, ref: str):
-    from oci.errors import ImageNotFound
-
-    try:
-        return await trio.to_thread.run_sync(daemon.images.get, ref)
-    except ImageNotFound as exc:
-        raise HTTPError(404, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPError(400, str(exc)) from None
 
 
 def _wait_result(rec: dict) -> dict:
@@ -671,7 +559,7 @@ async def create_container(daemon, body: dict, name: str) -> dict:
             full_name = C.validate_name(name)
         except C.ContainerError as exc:
             raise HTTPError(400, exc.message) from None
-    image = await _get_image(daemon, image_ref)
+    image = await get_image(daemon, image_ref)
     from oci.spec import merge_config
 
     user_cfg = {"Cmd": cmd, "Entrypoint": entrypoint, "Env": env, "Labels": labels,
@@ -812,7 +700,7 @@ async def start_container(daemon, rec: dict) -> None:
             raise RemoteError(ErrorCode.NOT_FOUND, f"No such container: {cid}")
         if rec["State"]["Running"]:
             return
-        image = await _get_image(daemon, rec["Image"])
+        image = await get_image(daemon, rec["Image"])
         layers = await trio.to_thread.run_sync(daemon.images.layer_dirs, image)
         spec = await trio.to_thread.run_sync(spec_for_record, rec, layers, daemon.config.cgroup_parent)
         lower = ":".join(reversed(layers))

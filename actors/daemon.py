@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -30,7 +28,7 @@ import trio
 
 from messages import supervisor as sup
 from messages.errors import ErrorCode, RemoteError
-from messages.link import Link, LinkClosed
+from messages.link import Link
 
 from . import containers as C
 from .events import EventBus

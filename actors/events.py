@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
 import trio
 

@@ -28,7 +28,6 @@ import trio
 
 from messages import shim as sh
 from messages import supervisor as sup
-from messages.base import Ok
 from messages.errors import ErrorCode, RemoteError
 from messages.link import Link, LinkClosed, open_unix_link
 
@@ -144,7 +143,7 @@ class Supervisor:
             self._nursery.start_soon(self._watch_shim, handle)
             try:
                 reply = await handle.link.request(sh.ShimState(), timeout=5)
-            except RemoteError as exc:
+            except RemoteError:
                 await handle.link.aclose()  # _watch_shim reports the loss
                 return
             handle.info = reply.task

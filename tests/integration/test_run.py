@@ -109,7 +109,8 @@ def test_stop_escalates_to_sigkill(engine):
 def test_kill_with_signal_and_wait(engine):
     cid = out(engine.cli("run", "-d", "busybox", "sh", "-c", "trap 'exit 42' USR1; while :; do sleep 0.1; done")).strip()
     time.sleep(0.5)
-    assert engine.cli("kill", "-s", "USR1", cid).returncode == 0
+    res = engine.cli("kill", "-s", "USR1", cid)
+    assert res.returncode == 0, (err(res), out(engine.cli("inspect", cid)), engine.cli("logs", cid))
     res = engine.cli("wait", cid)
     assert out(res).strip() == "42"
     engine.cli("rm", cid, check=True)
