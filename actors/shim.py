@@ -99,6 +99,8 @@ class TaskState:
             raise StateError(f"cannot start task in {self.status.value} state")
 
     def started(self) -> None:
+        if self.status is Status.STOPPED and self.pid:
+            return  # it ran and exited before the runtime's `start` returned
         self.check_start()
         self.status = Status.RUNNING
 
@@ -576,6 +578,14 @@ class ShimService:
         await trio.sleep(0.05)
         import shutil
 
+        from linux import syscalls as sc
+
+        # the rootfs is a mount point in our namespace: unmount it, or rmtree
+        # cannot remove bundle/rootfs
+        try:
+            sc.umount2(os.path.join(self.bundle, "rootfs"), sc.MNT_DETACH)
+        except OSError:
+            pass
         shutil.rmtree(self.dir, ignore_errors=True)
         self.done.set()
 

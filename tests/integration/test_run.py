@@ -93,6 +93,9 @@ def test_detached_lifecycle_ps_logs_stop_rm(engine):
     finally:
         engine.cli("rm", "-f", "web")
     assert engine.cli("inspect", "web").returncode != 0
+    # the shim went away and took its directory (and its rootfs mount) with it
+    assert cid not in os.listdir(os.path.join(engine.exec_root, "shims"))
+    assert not os.path.exists(os.path.join(engine.root, "containers", cid))
 
 
 def test_stop_escalates_to_sigkill(engine):

@@ -27,6 +27,17 @@ def test_task_state_machine_refuses_out_of_order():
     t.check_delete()
 
 
+def test_an_exit_before_start_returns_is_not_lost():
+    # the runtime's `start` releases the init; a short command can exit (and
+    # be reaped) before the `start` process itself has exited
+    t = TaskState()
+    t.created(10)
+    t.check_start()
+    t.exited(0, 7)
+    t.started()
+    assert (t.status, t.exit_status) == (Status.STOPPED, 0)
+
+
 def test_wait_status_to_docker_exit_code():
     assert wait_status_to_exit_code(3 << 8) == 3
     assert wait_status_to_exit_code(signal.SIGKILL) == 137

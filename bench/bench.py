@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Benchmarks (not timed tests): trioctr against runc, and dockerd when present.
+
+    sudo python3 bench/bench.py [-n 20]
+
+Starts an isolated trioctrd in a temporary directory (never the defaults),
+imports a busybox image made from the host's busybox-static, and measures
+p50/p90 wall time over N runs of:
+
+- ``trioctr run --rm busybox true`` and ``trioctr ps``
+- ``docker run --rm busybox true`` and ``docker ps`` (docker CLI -> trioctrd)
+- ``runc run`` and ``trioctr-runtime run`` on the same bundle (busybox ``true``)
+- the same docker commands against dockerd, when a dockerd is installed and
+  running at unix:///var/run/docker.sock with a busybox image
+
+Everything it makes is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.helpers.engine import Engine, env  # noqa: E402
+from tests.helpers.images import busybox_rootfs_tar  # noqa: E402
+from tests.helpers.rootfs import make_busybox_rootfs  # noqa: E402
+
+
+def timed(argv, n, *, envv=None, warmup=2, check=True):
+    samples = []
+    for i in range(n + warmup):
+        t = time.perf_counter()
+        res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=envv)
+        dt = time.perf_counter() - t
+        if check and res.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {res.stderr.decode(errors='replace')}")
+        if i >= warmup:
+            samples.append(dt * 1000)
+    samples.sort()
+    return {"p50": statistics.median(samples), "p90": samples[int(len(samples) * 0.9) - 1],
+            "min": samples[0], "n": n}
+
+
+def make_bundle(base: str, cgroup_parent: str) -> str:
+    bundle = os.path.join(base, "bundle")
+    rootfs = os.path.join(bundle, "rootfs")
+    os.makedirs(rootfs)
+    make_busybox_rootfs(rootfs)
+    subprocess.run([sys.executable, "-m", "actors.runtime", "spec", "--bundle", bundle],
+                   check=True, env=env(), cwd=ROOT)
+    with open(os.path.join(bundle, "config.json")) as f:
+        spec = json.load(f)
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["true"]
+    spec["linux"]["cgroupsPath"] = f"/{cgroup_parent}/bench"
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    return bundle
+
+
+def rows_table(rows):
+    w = max(len(r[0]) for r in rows)
+    out = [f"{'benchmark'.ljust(w)}  {'p50 ms':>8}  {'p90 ms':>8}  {'min ms':>8}"]
+    for name, s in rows:
+        out.append(f"{name.ljust(w)}  {s['p50']:8.1f}  {s['p90']:8.1f}  {s['min']:8.1f}")
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("-n", type=int, default=20)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        print("bench: needs root", file=sys.stderr)
+        return 1
+    n = args.n
+    rows = []
+    e = Engine()
+    base = tempfile.mkdtemp(prefix="trioctr-test-bench-")
+    try:
+        e.start()
+        tar = os.path.join(base, "busybox.tar")
+        busybox_rootfs_tar(tar)
+        e.cli("import", "-c", 'CMD ["sh"]', tar, "busybox:latest", check=True)
+        cli = [sys.executable, "-m", "cli", "-H", f"unix://{e.sock}"]
+        rows.append(("trioctr run --rm busybox true", timed(cli + ["run", "--rm", "busybox", "true"], n, envv=env())))
+        for _ in range(3):
+            e.cli("run", "-d", "busybox", "sleep", "300", check=True)
+        rows.append(("trioctr ps (3 running)", timed(cli + ["ps"], n, envv=env())))
+        if shutil.which("docker"):
+            denv = env()
+            denv["DOCKER_HOST"] = f"unix://{e.sock}"
+            denv["DOCKER_CONFIG"] = os.path.join(base, "docker-config")
+            rows.append(("docker run --rm busybox true -> trioctrd",
+                         timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv, check=False)))
+            rows.append(("docker ps -> trioctrd", timed(["docker", "ps"], n, envv=denv)))
+        bundle = make_bundle(base, e.cgroup_parent)
+        rt_root = os.path.join(base, "rt")
+        i = [0]
+
+        def runtime_cmd(binary):
+            i[0] += 1
+            return binary + ["--root", rt_root, "run", "--bundle", bundle, f"bench{i[0]}"]
+
+        ours = [sys.executable, "-m", "actors.runtime"]
+        # interleave ours and runc so that load drifts hit both alike
+        s_ours, s_runc = [], []
+        for k in range(n + 2):
+            for binary, bucket in ((ours, s_ours), (["runc"], s_runc)):
+                if binary == ["runc"] and not shutil.which("runc"):
+                    continue
+                t = time.perf_counter()
+                res = subprocess.run(runtime_cmd(binary), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=env(), cwd=ROOT)
+                dt = (time.perf_counter() - t) * 1000
+                if res.returncode != 0:
+                    raise RuntimeError(f"{binary} run failed: {res.stderr.decode(errors='replace')}")
+                if k >= 2:
+                    bucket.append(dt)
+        for name, s in (("trioctr-runtime run (bundle: true)", s_ours), ("runc run (same bundle)", s_runc)):
+            if s:
+                s.sort()
+                rows.append((name, {"p50": statistics.median(s), "p90": s[int(len(s) * 0.9) - 1],
+                                    "min": s[0], "n": len(s)}))
+        if os.path.exists("/var/run/docker.sock") and shutil.which("docker"):
+            denv = dict(os.environ, DOCKER_HOST="unix:///var/run/docker.sock")
+            probe = subprocess.run(["docker", "image", "inspect", "busybox"], capture_output=True, env=denv)
+            if probe.returncode == 0:
+                rows.append(("docker run --rm busybox true -> dockerd",
+                             timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv)))
+                rows.append(("docker ps -> dockerd", timed(["docker", "ps"], n, envv=denv)))
+            else:
+                print("dockerd is running but has no busybox image: skipped", file=sys.stderr)
+        else:
+            print("no dockerd on this host: the dockerd comparison is skipped", file=sys.stderr)
+    finally:
+        e.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+    print(rows_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({name: s for name, s in rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
