@@ -37,11 +37,12 @@ def test_no_daemon_is_one_line_exit_1(tmp_path, args):
 
 
 def test_no_daemon_default_host_and_env(tmp_path):
+    if os.path.exists("/run/trioctr/trioctr.sock"):
+        pytest.skip("a trioctrd listens on the default socket of this host")
     res = run_cli("ps")
     assert res.returncode == 1
     assert lines(res.stderr) == ["Cannot connect to the trioctr daemon at "
-                                 "unix:///run/trioctr/trioctr.sock. Is the trioctr daemon running?"] \
-        or os.path.exists("/run/trioctr/trioctr.sock")
+                                 "unix:///run/trioctr/trioctr.sock. Is the trioctr daemon running?"]
     host = "unix://%s/env.sock" % tmp_path
     res = run_cli("ps", env={"TRIOCTR_HOST": host})
     assert host in res.stderr.decode() and res.returncode == 1

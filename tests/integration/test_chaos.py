@@ -116,3 +116,30 @@ def test_shim_sigkill_kills_its_container_and_says_why(fresh_engine):
     actions = [json.loads(line)["Action"] for line in res.stdout.decode().splitlines()]
     assert "shim-lost" in actions and "die" in actions
     e.cli("rm", cid, check=True)
+
+
+def test_garbage_on_a_shim_socket_drops_that_link_only(engine):
+    import socket
+
+    cid = engine.cli("run", "-d", "busybox", "sleep", "600").stdout.decode().strip()
+    pid = inspect(engine, cid)["State"]["Pid"]
+    sock_dir = os.path.join(engine.exec_root, "shims", cid)
+    dirfd = os.open(sock_dir, os.O_PATH)
+    try:
+        for junk in (b"\xc1" * 64, b"\x92\x01" + b"\xff" * 100, os.urandom(4096)):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(10)
+            s.connect(f"/proc/self/fd/{dirfd}/shim.sock")
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):  # the shim says hello, then drops us
+                pass
+            s.close()
+    finally:
+        os.close(dirfd)
+    # the shim, its container and the supervisor's own link are all fine
+    os.kill(pid, 0)
+    assert inspect(engine, cid)["State"]["Running"] is True
+    assert engine.cli("stop", "-t", "1", cid).returncode == 0
+    assert inspect(engine, cid)["State"]["ExitCode"] == 137
+    engine.cli("rm", cid, check=True)
