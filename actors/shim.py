@@ -314,6 +314,7 @@ class ShimService:
         self.stdin_w: int | None = None
         self._io_done = trio.Event()
         self._lock = trio.Lock()
+        self._stdin_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
@@ -383,6 +384,8 @@ class ShimService:
                 return await self._kill(msg.signal, msg.all)
             if isinstance(msg, sh.ShimState):
                 return sh.ShimStateReply(task=self._info())
+            if isinstance(msg, sh.ShimStdin):
+                return await self._stdin(msg.data, msg.eof)
             if isinstance(msg, sh.ShimDelete):
                 return await self._delete()
         except StateError as exc:
@@ -442,6 +445,7 @@ class ShimService:
             err_r, err_w = os.pipe()
             if self.cfg.stdin:
                 in_r, in_w = os.pipe()
+                os.set_blocking(in_w, False)
                 self.stdin_w = in_w
             else:
                 in_r = os.open(os.devnull, os.O_RDONLY)
@@ -539,6 +543,28 @@ class ShimService:
                 raise RemoteError(ErrorCode.INTERNAL, f"runtime start failed: {text}")
             self.task.started()
             return sup.TaskStarted(container_id=self.cfg.id, pid=self.task.pid)
+
+    async def _stdin(self, data: bytes, eof: bool):
+        async with self._stdin_lock:  # writes reach the pipe in the order they came
+            if self.stdin_w is None:
+                if data:
+                    raise RemoteError(ErrorCode.FAILED_PRECONDITION, "the container's stdin is closed")
+                return Ok()
+            view = memoryview(data)
+            try:
+                while view:
+                    await trio.lowlevel.wait_writable(self.stdin_w)
+                    try:
+                        n = os.write(self.stdin_w, view)
+                    except BlockingIOError:
+                        continue
+                    view = view[n:]
+            except (BrokenPipeError, OSError):
+                eof = True  # the container closed its stdin: nothing more can go in
+            if eof and self.stdin_w is not None:
+                os.close(self.stdin_w)
+                self.stdin_w = None
+            return Ok()
 
     async def _kill(self, signum: int, all_: bool):
         self.task.check_kill()

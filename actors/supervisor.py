@@ -247,7 +247,7 @@ class Supervisor:
             return await self.list_tasks()
         cid = getattr(msg, "container_id", None)
         handle = self.shims.get(cid) if isinstance(cid, str) else None
-        if isinstance(msg, (sup.StartTask, sup.KillTask, sup.DeleteTask)) and handle is None:
+        if isinstance(msg, (sup.StartTask, sup.KillTask, sup.DeleteTask, sup.WriteStdin)) and handle is None:
             raise RemoteError(ErrorCode.NOT_FOUND, f"task {cid} not found")
         if isinstance(msg, sup.StartTask):
             return await self._shim_request(handle, sh.ShimStart())
@@ -255,6 +255,8 @@ class Supervisor:
             return await self._shim_request(handle, sh.ShimKill(signal=msg.signal, all=msg.all))
         if isinstance(msg, sup.DeleteTask):
             return await self.delete(handle)
+        if isinstance(msg, sup.WriteStdin):
+            return await self._shim_request(handle, sh.ShimStdin(data=msg.data, eof=msg.eof))
         raise RemoteError(ErrorCode.UNIMPLEMENTED, f"supervisor does not handle {type(msg).TYPE}")
 
     async def _shim_request(self, handle: ShimHandle, msg, timeout: float = SHIM_TIMEOUT):

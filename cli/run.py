@@ -683,7 +683,10 @@ def cmd_run(ctx, opts, args):
         cid = create_container(ctx, opts, config, query, sys.stderr)
     except ConfigError as e:
         raise _run_failure("run", str(e), 125) from None
-    except (APIError, DaemonUnavailable, ConnectionLost) as e:
+    except DaemonUnavailable as e:
+        # no daemon: one clear line and exit 1, as for every other command
+        raise CLIError(str(e)) from None
+    except (APIError, ConnectionLost) as e:
         raise _run_failure("run", str(e)) from None
     except CLIError as e:
         raise _run_failure("run", e.message) from None

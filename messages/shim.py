@@ -39,6 +39,16 @@ class ShimKill:
 
 @message
 @attrs.frozen(kw_only=True)
+class ShimStdin:
+    """Bytes for the container's stdin; ``eof`` closes it (docker's StdinOnce)."""
+
+    TYPE: ClassVar[str] = "shim.stdin"
+    data: bytes = b""
+    eof: bool = False
+
+
+@message
+@attrs.frozen(kw_only=True)
 class ShimState:
     TYPE: ClassVar[str] = "shim.state"
 

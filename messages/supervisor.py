@@ -82,6 +82,17 @@ class KillTask:
 
 @message
 @attrs.frozen(kw_only=True)
+class WriteStdin:
+    """Bytes for the container's stdin (in order); ``eof`` closes it."""
+
+    TYPE: ClassVar[str] = "sup.stdin"
+    container_id: str
+    data: bytes = b""
+    eof: bool = False
+
+
+@message
+@attrs.frozen(kw_only=True)
 class DeleteTask:
     """Acknowledge the exit and remove the task: the shim tears down and goes."""
 

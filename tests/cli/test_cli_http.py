@@ -48,13 +48,14 @@ def test_no_daemon_default_host_and_env(tmp_path):
     assert host in res.stderr.decode() and res.returncode == 1
 
 
-def test_no_daemon_run_is_dockers_125(tmp_path):
+def test_no_daemon_run_is_one_line_and_exit_1(tmp_path):
+    # docker says this in three lines and exits 125; our issue asks every
+    # command for one clear line and exit 1 when no daemon answers
     host = "unix://%s/nope.sock" % tmp_path
     res = run_cli("run", "busybox", host=host)
-    assert res.returncode == 125
+    assert res.returncode == 1
     assert lines(res.stderr) == [
-        "trioctr: Cannot connect to the trioctr daemon at %s. Is the trioctr daemon running?" % host,
-        "", "Run 'trioctr run --help' for more information"]
+        "Cannot connect to the trioctr daemon at %s. Is the trioctr daemon running?" % host]
 
 
 def test_no_daemon_version_prints_client_then_error(tmp_path):
