@@ -59,6 +59,12 @@ def test_run_limits_are_applied(engine):
     mem, pids = out(res).split()
     assert int(mem) == 64 * 1024 * 1024
     assert pids == "50"
+    res = engine.cli("run", "--rm", "--cpus", "0.5", "--cpu-shares", "512", "busybox", "sh", "-c",
+                     "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us "
+                     "/sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.max")
+    assert res.returncode == 0, err(res)
+    values = out(res).split()
+    assert values in (["50000", "100000", "512"], ["50000", "100000"]), values
 
 
 def test_detached_lifecycle_ps_logs_stop_rm(engine):
@@ -184,6 +190,8 @@ def test_garbage_on_the_api_socket(engine):
     assert status == 404 and body["message"] == "No such container: nope"
     status, _ = engine.request("GET", "/_ping")
     assert status == 200
+    # the API socket is root's and its group's only
+    assert os.stat(engine.sock).st_mode & 0o777 == 0o660
 
 
 def test_no_daemon_is_one_clear_line(tmp_path):
