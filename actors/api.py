@@ -4,6 +4,7 @@ so far; the rest answers 501 with a clear message)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -22,7 +23,9 @@ from . import containers as C
 from . import logs as L
 from .events import EVENT_FILTERS, event_matches, parse_time
 from .api_images import get_image
-from .http import Hijack, HTTPError, Response, Router, StreamResponse, json_response
+from .http import Hijack, HTTPError, Response, Router, StreamResponse, json_response, status_for
+
+log = logging.getLogger("trioctr.api")
 
 MIN_MEMORY = 6 * 1024 * 1024
 
@@ -281,9 +284,15 @@ def make_router(daemon) -> Router:
     r.add("POST", "/containers/{id}/restart", restart)
 
     async def kill(req):
-        rec = daemon.find(req.params["id"])
-        sig = parse_signal(req.q("signal"), signal_mod.SIGKILL)
-        await kill_container(daemon, rec, sig)
+        ref = req.params["id"]
+        try:
+            sig = parse_signal(req.q("signal"), signal_mod.SIGKILL)
+            rec = daemon.find(ref)
+            await kill_container(daemon, rec, sig)
+        except (HTTPError, RemoteError) as exc:
+            # dockerd: errors.Wrapf(err, "cannot kill container: %s", name)
+            status, message = status_for(exc)
+            raise HTTPError(status, f"cannot kill container: {ref}: {message}") from None
         return Response(204, b"", None)
 
     r.add("POST", "/containers/{id}/kill", kill)
@@ -445,10 +454,21 @@ def make_router(daemon) -> Router:
         area = req.path.strip("/").split("/")[0]
         raise HTTPError(501, f"{req.method} {req.path}: {area} are not implemented in trioctr yet")
 
+    # no networks or volumes exist yet: looking one up finds nothing (so that
+    # `docker inspect NAME`, which tries every kind of object, says "No such object")
+    async def network_inspect(req):
+        raise HTTPError(404, f"network {req.params['id']} not found")
+
+    async def volume_inspect(req):
+        raise HTTPError(404, f"get {req.params['id']}: no such volume")
+
+    r.add("GET", "/networks/{id}", network_inspect)
+    r.add("GET", "/volumes/{id}", volume_inspect)
+
     for method, pattern in (
-        ("GET", "/networks"), ("GET", "/networks/{id}"), ("POST", "/networks/create"),
+        ("GET", "/networks"), ("POST", "/networks/create"),
         ("DELETE", "/networks/{id}"), ("POST", "/networks/prune"),
-        ("GET", "/volumes"), ("GET", "/volumes/{id}"), ("POST", "/volumes/create"),
+        ("GET", "/volumes"), ("POST", "/volumes/create"),
         ("DELETE", "/volumes/{id}"), ("POST", "/volumes/prune"),
         ("POST", "/containers/{id}/exec"), ("POST", "/exec/{id}/start"), ("GET", "/exec/{id}/json"),
         ("POST", "/exec/{id}/resize"), ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
@@ -711,10 +731,11 @@ async def start_container(daemon, rec: dict) -> None:
         runtime = rec["HostConfig"].get("Runtime") or ""
         if runtime == "trioctr":
             runtime = ""
+        create = sup.CreateTask(container_id=cid, spec=spec, rootfs=mounts, log_path=rec["LogPath"],
+                                runtime=runtime, stdin=False, terminal=False)
         try:
-            created = await daemon.sup_request(sup.CreateTask(
-                container_id=cid, spec=spec, rootfs=mounts, log_path=rec["LogPath"],
-                runtime=runtime, stdin=False, terminal=False))
+            await _previous_task_gone(daemon, cid)
+            created = await _create_task(daemon, create)
         except RemoteError as exc:
             if exc.code is ErrorCode.EXEC_FAILED:
                 msg = ("failed to create task for container: OCI runtime create failed: "
@@ -728,16 +749,111 @@ async def start_container(daemon, rec: dict) -> None:
             _auto_remove_later(daemon, rec)
             raise
         try:
-            started = await daemon.sup_request(sup.StartTask(container_id=cid))
+            started = await _start_task(daemon, cid)
         except RemoteError:
             try:
-                await daemon.sup_request(sup.KillTask(container_id=cid, signal=signal_mod.SIGKILL, all=True))
+                await sup_call(daemon, sup.KillTask(container_id=cid, signal=signal_mod.SIGKILL, all=True))
             except RemoteError:
                 pass
             raise
         C.mark_started(rec, started.pid or created.pid, time.time_ns())
         daemon.save(rec)
         daemon.events.publish("container", "start", cid, daemon.event_attrs(rec))
+
+
+def _link_broke(exc: RemoteError) -> bool:
+    return exc.code is ErrorCode.UNAVAILABLE
+
+
+async def sup_call(daemon, msg, *, timeout: float = 60.0):
+    """A request to the supervisor that survives a supervisor restart.
+
+    When the link breaks while the request is in flight (the supervisor died
+    and the daemon is starting a new one), the request is asked again of the
+    new supervisor (``sup_request`` waits for it).  Only for requests that may
+    be repeated: kill, delete, state."""
+    try:
+        return await daemon.sup_request(msg, timeout=timeout)
+    except RemoteError as exc:
+        if not _link_broke(exc):
+            raise
+        log.warning("supervisor link broke during %s (%s); asking again", type(msg).__name__, exc.message)
+    return await daemon.sup_request(msg, timeout=timeout)
+
+
+async def _find_task(daemon, cid: str):
+    reply = await sup_call(daemon, sup.ListTasks())
+    for task in reply.tasks:
+        if task.container_id == cid:
+            return task
+    return None
+
+
+async def _create_task(daemon, create: "sup.CreateTask"):
+    cid = create.container_id
+    try:
+        return await daemon.sup_request(create)
+    except RemoteError as exc:
+        if exc.code is ErrorCode.ALREADY_EXISTS:
+            # the previous run's task is still there (its exit is being
+            # acknowledged): delete it ourselves and try once more
+            await _delete_task_quietly(daemon, cid)
+            await _previous_task_gone(daemon, cid)
+            return await daemon.sup_request(create)
+        if not _link_broke(exc):
+            raise
+    # the supervisor went away during the create: the new one has either
+    # re-adopted the created task (use it) or never saw it (create again)
+    log.warning("supervisor link broke while creating the task of %s; recovering", cid[:12])
+    task = await _find_task(daemon, cid)
+    if task is not None and task.status == "created":
+        return task
+    if task is not None:
+        await _delete_task_quietly(daemon, cid)
+        await _previous_task_gone(daemon, cid)
+    return await daemon.sup_request(create)
+
+
+async def _start_task(daemon, cid: str):
+    try:
+        return await daemon.sup_request(sup.StartTask(container_id=cid))
+    except RemoteError as exc:
+        if not _link_broke(exc):
+            raise
+    log.warning("supervisor link broke while starting the task of %s; recovering", cid[:12])
+    task = await _find_task(daemon, cid)
+    if task is not None and task.status in ("running", "stopped"):
+        return task  # it did start (and maybe already exited: its exit event follows)
+    return await daemon.sup_request(sup.StartTask(container_id=cid))
+
+
+def _shim_dir(daemon, cid: str) -> str:
+    return os.path.join(daemon.config.exec_root, "shims", cid)
+
+
+async def _delete_task_quietly(daemon, cid: str) -> None:
+    try:
+        await sup_call(daemon, sup.DeleteTask(container_id=cid), timeout=30)
+    except RemoteError:
+        pass
+
+
+async def _previous_task_gone(daemon, cid: str, timeout: float = 5.0) -> None:
+    """Before a task is created again (start after stop, restart): the previous
+    run's shim must be gone.  Its exit is acknowledged (DeleteTask) by the
+    daemon after the record says 'exited', and the shim removes its directory
+    just after it answered the delete; a new shim started in between would
+    lose its directory to the old one."""
+    path = _shim_dir(daemon, cid)
+    with trio.move_on_after(timeout):
+        while os.path.lexists(path):
+            await trio.sleep(0.02)
+        return
+    # nobody acknowledged that exit (the supervisor was away): do it now
+    await _delete_task_quietly(daemon, cid)
+    with trio.move_on_after(timeout):
+        while os.path.lexists(path):
+            await trio.sleep(0.02)
 
 
 def _auto_remove_later(daemon, rec: dict) -> None:
@@ -754,11 +870,10 @@ def _auto_remove_later(daemon, rec: dict) -> None:
 async def kill_container(daemon, rec: dict, sig: int) -> None:
     cid = rec["Id"]
     if not rec["State"]["Running"]:
-        raise HTTPError(409, f"Cannot kill container: {cid[:12] if False else rec['Name'].lstrip('/')}: "
-                             f"Container {cid} is not running")
+        raise HTTPError(409, f"Container {cid} is not running")
     daemon.events.publish("container", "kill", cid, daemon.event_attrs(rec, signal=str(sig)))
     try:
-        await daemon.sup_request(sup.KillTask(container_id=cid, signal=sig, all=False))
+        await sup_call(daemon, sup.KillTask(container_id=cid, signal=sig, all=False))
     except RemoteError as exc:
         if exc.code in (ErrorCode.NOT_FOUND, ErrorCode.FAILED_PRECONDITION):
             raise HTTPError(409, f"Container {cid} is not running") from None
@@ -804,7 +919,10 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         if not force:
             raise HTTPError(409, f'cannot remove container "{rec["Name"]}": container is running: '
                                  "stop the container before removing or force remove")
-        await kill_container(daemon, rec, signal_mod.SIGKILL)
+        try:
+            await kill_container(daemon, rec, signal_mod.SIGKILL)
+        except HTTPError:
+            pass  # it exited in the meantime
         await _wait_not_running(daemon, cid, None)
     async with daemon.lock(cid):
         if cid not in daemon.records:
@@ -812,7 +930,7 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         rec["State"]["Status"] = "removing"
         # a task that never ran (create failed half-way) may still have a shim
         try:
-            await daemon.sup_request(sup.DeleteTask(container_id=cid), timeout=30)
+            await sup_call(daemon, sup.DeleteTask(container_id=cid), timeout=30)
         except RemoteError as exc:
             if exc.code not in (ErrorCode.NOT_FOUND,):
                 if exc.code is ErrorCode.FAILED_PRECONDITION:

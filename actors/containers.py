@@ -292,3 +292,295 @@ def load_records(containers_dir: str) -> list[dict]:
         if isinstance(rec, dict) and rec.get("Id") == name:
             out.append(rec)
     return out
+
+
+# -- top: `ps` over /proc entries ------------------------------------------------
+# A process as read from /proc by the daemon (see api._read_proc):
+# {"pid", "ppid", "uid", "user", "state", "comm", "args" (cmdline list),
+#  "utime", "stime" (clock ticks), "start" (ticks since boot), "vsz" (bytes),
+#  "rss" (pages), "tty" (tty_nr), "nlwp"}
+
+# ps -o column name -> (title, renderer); renderers get (proc, ctx)
+def _fmt_cputime(secs: int) -> str:
+    days, rest = divmod(int(secs), 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{days}-" if days else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _fmt_etime(secs: float) -> str:
+    secs = int(max(secs, 0))
+    days, rest = divmod(secs, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    if days:
+        return f"{days}-{h:02d}:{m:02d}:{s:02d}"
+    if h:
+        return f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{m:02d}:{s:02d}"
+
+
+def _started(p: dict, ctx: dict) -> float:
+    return ctx["boot"] + p["start"] / ctx["hz"]
+
+
+def _fmt_stime(p: dict, ctx: dict) -> str:
+    """procps' STIME/START: HH:MM today, 'MonDD' this year, else the year."""
+    t = _started(p, ctx)
+    now = ctx["now"]
+    if now - t < 24 * 3600:
+        return time.strftime("%H:%M", time.localtime(t))
+    if time.localtime(t).tm_year == time.localtime(now).tm_year:
+        return time.strftime("%b%d", time.localtime(t))
+    return time.strftime("%Y", time.localtime(t))
+
+
+def _cpu_secs(p: dict, ctx: dict) -> float:
+    return (p["utime"] + p["stime"]) / ctx["hz"]
+
+
+def _pcpu(p: dict, ctx: dict) -> float:
+    elapsed = ctx["now"] - _started(p, ctx)
+    return 100.0 * _cpu_secs(p, ctx) / elapsed if elapsed > 0 else 0.0
+
+
+def _cmd(p: dict) -> str:
+    if p.get("args"):
+        return " ".join(p["args"])
+    base = f"[{p['comm']}]"
+    return base + " <defunct>" if p.get("state") == "Z" else base
+
+
+def _stat(p: dict) -> str:
+    return p.get("state", "?")
+
+
+def _tty(p: dict) -> str:
+    tty = p.get("tty", 0)
+    if not tty:
+        return "?"
+    major, minor = (tty >> 8) & 0xFFF, (tty & 0xFF) | ((tty >> 12) & 0xFFF00)
+    if major == 136:
+        return f"pts/{minor}"
+    if major == 4:
+        return f"tty{minor}"
+    return f"{major}:{minor}"
+
+
+PS_COLUMNS: dict[str, tuple[str, Any]] = {
+    "pid": ("PID", lambda p, c: str(p["pid"])),
+    "ppid": ("PPID", lambda p, c: str(p["ppid"])),
+    "uid": ("UID", lambda p, c: str(p["uid"])),
+    "user": ("USER", lambda p, c: p["user"]),
+    "euser": ("EUSER", lambda p, c: p["user"]),
+    "comm": ("COMMAND", lambda p, c: p["comm"]),
+    "ucmd": ("CMD", lambda p, c: p["comm"]),
+    "args": ("COMMAND", lambda p, c: _cmd(p)),
+    "command": ("COMMAND", lambda p, c: _cmd(p)),
+    "cmd": ("CMD", lambda p, c: _cmd(p)),
+    "stat": ("STAT", lambda p, c: _stat(p)),
+    "s": ("S", lambda p, c: _stat(p)),
+    "time": ("TIME", lambda p, c: _fmt_cputime(_cpu_secs(p, c))),
+    "cputime": ("TIME", lambda p, c: _fmt_cputime(_cpu_secs(p, c))),
+    "etime": ("ELAPSED", lambda p, c: _fmt_etime(c["now"] - _started(p, c))),
+    "stime": ("STIME", _fmt_stime),
+    "start": ("STARTED", _fmt_stime),
+    "tty": ("TT", lambda p, c: _tty(p)),
+    "rss": ("RSS", lambda p, c: str(p["rss"] * c["page"] // 1024)),
+    "vsz": ("VSZ", lambda p, c: str(p["vsz"] // 1024)),
+    "%cpu": ("%CPU", lambda p, c: f"{_pcpu(p, c):.1f}"),
+    "pcpu": ("%CPU", lambda p, c: f"{_pcpu(p, c):.1f}"),
+    "%mem": ("%MEM", lambda p, c: f"{100.0 * p['rss'] * c['page'] / c['mem']:.1f}" if c.get("mem") else "0.0"),
+    "pmem": ("%MEM", lambda p, c: f"{100.0 * p['rss'] * c['page'] / c['mem']:.1f}" if c.get("mem") else "0.0"),
+    "nlwp": ("NLWP", lambda p, c: str(p.get("nlwp", 1))),
+    "c": ("C", lambda p, c: str(int(_pcpu(p, c)))),
+}
+
+# the full formats
+_FULL = [("UID", lambda p, c: p["user"]), ("PID", PS_COLUMNS["pid"][1]), ("PPID", PS_COLUMNS["ppid"][1]),
+         ("C", PS_COLUMNS["c"][1]), ("STIME", _fmt_stime), ("TTY", PS_COLUMNS["tty"][1]),
+         ("TIME", PS_COLUMNS["time"][1]), ("CMD", lambda p, c: _cmd(p))]
+_SIMPLE = [("PID", PS_COLUMNS["pid"][1]), ("TTY", PS_COLUMNS["tty"][1]),
+           ("TIME", PS_COLUMNS["time"][1]), ("CMD", lambda p, c: p["comm"])]
+_BSD_U = [("USER", lambda p, c: p["user"]), ("PID", PS_COLUMNS["pid"][1]), ("%CPU", PS_COLUMNS["%cpu"][1]),
+          ("%MEM", PS_COLUMNS["%mem"][1]), ("VSZ", PS_COLUMNS["vsz"][1]), ("RSS", PS_COLUMNS["rss"][1]),
+          ("TTY", PS_COLUMNS["tty"][1]), ("STAT", PS_COLUMNS["stat"][1]), ("START", _fmt_stime),
+          ("TIME", lambda p, c: _fmt_cputime(_cpu_secs(p, c))[-5:] if _cpu_secs(p, c) < 3600 else
+           _fmt_cputime(_cpu_secs(p, c))), ("COMMAND", lambda p, c: _cmd(p))]
+_BSD_X = [("PID", PS_COLUMNS["pid"][1]), ("TTY", PS_COLUMNS["tty"][1]), ("STAT", PS_COLUMNS["stat"][1]),
+          ("TIME", lambda p, c: _fmt_cputime(_cpu_secs(p, c))[-5:] if _cpu_secs(p, c) < 3600 else
+           _fmt_cputime(_cpu_secs(p, c))), ("COMMAND", lambda p, c: _cmd(p))]
+
+
+def ps_columns(ps_args: str) -> list[tuple[str, Any]]:
+    """The columns `ps <ps_args>` would print (a subset of procps: -e/-A/-f/-F/-l
+    style flags, BSD 'aux', and -o/o LIST).  Selection flags are accepted and
+    ignored: top always lists every process of the container, as Docker does
+    (it filters `ps` output by the container's pids).  ContainerError if the
+    arguments are beyond this subset."""
+    args = ps_args.split()
+    if not args:
+        return list(_FULL)  # Docker's default is "-ef"
+    cols: list[tuple[str, Any]] | None = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if a in ("-o", "o", "--format", "-O"):
+            if i >= len(args):
+                raise ContainerError(f"ps: option {a} requires an argument", 500)
+            spec, i = args[i], i + 1
+        elif a.startswith("-o") and len(a) > 2:
+            spec = a[2:]
+        elif a.startswith("--format="):
+            spec = a.split("=", 1)[1]
+        else:
+            spec = None
+        if spec is not None:
+            cols = (cols or []) + _parse_o(spec)
+            continue
+        if a.startswith("-"):
+            flags = a[1:]
+            if not flags or any(f not in "eAfFlaxNTwjH" for f in flags):
+                raise ContainerError(f"Error running ps: unsupported ps_args {ps_args!r} "
+                                     "(trioctr's top knows -e, -f, -A, aux and -o FIELDS)", 500)
+            if cols is None and ("f" in flags or "F" in flags or "l" in flags):
+                cols = list(_FULL)
+        else:
+            flags = a
+            if any(f not in "auxwfjeHr" for f in flags):
+                raise ContainerError(f"Error running ps: unsupported ps_args {ps_args!r} "
+                                     "(trioctr's top knows -e, -f, -A, aux and -o FIELDS)", 500)
+            if cols is None:
+                cols = list(_BSD_U) if "u" in flags else list(_BSD_X)
+    if cols is None:
+        cols = list(_SIMPLE)
+    return cols
+
+
+def _parse_o(spec: str) -> list[tuple[str, Any]]:
+    out = []
+    for item in spec.split(","):
+        name, eq, header = item.partition("=")
+        key = name.strip().lower()
+        if key not in PS_COLUMNS:
+            raise ContainerError(f"Error running ps: unknown user-defined format specifier \"{name}\"", 500)
+        title, fn = PS_COLUMNS[key]
+        out.append((header if eq else title, fn))
+    return out
+
+
+def ps_table(procs: list[dict], ps_args: str, ctx: dict) -> dict[str, Any]:
+    """GET /containers/{id}/top's body: {"Titles": [...], "Processes": [[...], ...]}.
+
+    ``ctx``: {"now": seconds, "boot": boot time in seconds, "hz": clock ticks
+    per second, "page": page size, "mem": total memory in bytes}."""
+    cols = ps_columns(ps_args)
+    if not any(t == "PID" for t, _ in cols):
+        # Docker needs the PID column to know which rows are the container's
+        raise ContainerError(f"Couldn't find PID field in ps output", 500)
+    rows = [[fn(p, ctx) for _, fn in cols] for p in sorted(procs, key=lambda p: p["pid"])]
+    return {"Titles": [t for t, _ in cols], "Processes": rows}
+
+
+# -- stats: Docker's StatsJSON ----------------------------------------------------
+def empty_stats(rec: dict) -> dict[str, Any]:
+    """What dockerd sends for a container that is not running (a zero StatsJSON)."""
+    zero_cpu = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+    blkio = {k: None for k in ("io_service_bytes_recursive", "io_serviced_recursive",
+                               "io_queue_recursive", "io_service_time_recursive",
+                               "io_wait_time_recursive", "io_merged_recursive",
+                               "io_time_recursive", "sectors_recursive")}
+    return {"read": ZERO_TIME, "preread": ZERO_TIME, "pids_stats": {}, "blkio_stats": blkio,
+            "num_procs": 0, "storage_stats": {}, "cpu_stats": json.loads(json.dumps(zero_cpu)),
+            "precpu_stats": json.loads(json.dumps(zero_cpu)), "memory_stats": {},
+            "name": rec["Name"], "id": rec["Id"]}
+
+
+def stats_json(rec: dict, sample: dict, pre: dict | None, read_ns: int, pre_ns: int) -> dict[str, Any]:
+    """A StatsJSON from cgroup samples (see api._cgroup_sample) and the previous one."""
+    out = empty_stats(rec)
+    out["read"] = rfc3339nano(read_ns)
+    out["preread"] = rfc3339nano(pre_ns) if pre else ZERO_TIME
+    out["cpu_stats"] = sample["cpu"]
+    if pre:
+        out["precpu_stats"] = pre["cpu"]
+    out["memory_stats"] = sample["memory"]
+    out["pids_stats"] = sample["pids"]
+    if sample.get("blkio") is not None:
+        out["blkio_stats"]["io_service_bytes_recursive"] = sample["blkio"]
+    out["networks"] = sample.get("networks") or {}
+    return out
+
+
+# -- archive: Docker's ContainerPathStat ----------------------------------------------
+GO_MODE_DIR = 1 << 31
+GO_MODE_SYMLINK = 1 << 27
+GO_MODE_DEVICE = 1 << 26
+GO_MODE_PIPE = 1 << 25
+GO_MODE_SOCKET = 1 << 24
+GO_MODE_SETUID = 1 << 23
+GO_MODE_SETGID = 1 << 22
+GO_MODE_CHARDEV = 1 << 21
+GO_MODE_STICKY = 1 << 20
+
+
+def go_file_mode(st_mode: int) -> int:
+    """A stat mode as Go's os.FileMode (what ContainerPathStat.mode carries)."""
+    import stat as st
+
+    mode = st_mode & 0o777
+    if st.S_ISDIR(st_mode):
+        mode |= GO_MODE_DIR
+    elif st.S_ISLNK(st_mode):
+        mode |= GO_MODE_SYMLINK
+    elif st.S_ISFIFO(st_mode):
+        mode |= GO_MODE_PIPE
+    elif st.S_ISSOCK(st_mode):
+        mode |= GO_MODE_SOCKET
+    elif st.S_ISBLK(st_mode):
+        mode |= GO_MODE_DEVICE
+    elif st.S_ISCHR(st_mode):
+        mode |= GO_MODE_DEVICE | GO_MODE_CHARDEV
+    if st_mode & st.S_ISUID:
+        mode |= GO_MODE_SETUID
+    if st_mode & st.S_ISGID:
+        mode |= GO_MODE_SETGID
+    if st_mode & st.S_ISVTX:
+        mode |= GO_MODE_STICKY
+    return mode
+
+
+def _rfc3339_trimmed(ns: int) -> str:
+    """Go's RFC3339Nano: the fraction without trailing zeros."""
+    text = rfc3339nano(ns) if ns > 0 else "1970-01-01T00:00:00.000000000Z"
+    head, _, frac = text[:-1].partition(".")
+    frac = frac.rstrip("0")
+    return head + ("." + frac if frac else "") + "Z"
+
+
+def path_stat(name: str, st_result: os.stat_result, link_target: str = "") -> dict[str, Any]:
+    return {"name": name, "size": st_result.st_size, "mode": go_file_mode(st_result.st_mode),
+            "mtime": _rfc3339_trimmed(st_result.st_mtime_ns),
+            "linkTarget": link_target}
+
+
+# -- rename ---------------------------------------------------------------------------
+def rename_check(rec: dict, new_name: str, names: dict[str, str]) -> str:
+    """Docker's checks for a rename; returns the canonical '/name'."""
+    if not new_name:
+        raise ContainerError("Neither old nor new names may be empty")
+    full = new_name if new_name.startswith("/") else "/" + new_name
+    if rec["Name"] == full:
+        raise ContainerError("Renaming a container with the same name as its current name")
+    try:
+        validate_name(new_name)
+    except ContainerError as exc:
+        raise ContainerError(f"Error when allocating new name: {exc.message}") from None
+    other = names.get(full)
+    if other and other != rec["Id"]:
+        raise ContainerError(f'Error when allocating new name: Conflict. The container name "{full}" is '
+                             f'already in use by container "{other}". You have to remove (or rename) '
+                             "that container to be able to reuse that name.", 409)
+    return full

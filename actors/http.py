@@ -32,6 +32,8 @@ MAX_BODY = 16 * 1024 * 1024  # default bound for bodies read whole
 HEAD_TIMEOUT = 30.0  # a client has this long to send a complete request head
 BODY_TIMEOUT = 60.0  # and this long between two body chunks
 SEND_TIMEOUT = 60.0  # a client that reads nothing for this long is dropped
+DRAIN_LIMIT = 256 * 1024  # unread body bytes discarded to keep a connection alive (as Go's net/http)
+LINGER = 0.5  # after a response with Connection: close, how long unread input is discarded
 SERVER = "trioctr"
 
 STATUS_OF_CODE = {
@@ -317,6 +319,9 @@ async def handle_connection(stream: trio.abc.Stream, router: Router) -> None:
     except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
             h11.RemoteProtocolError, h11.LocalProtocolError):
         return
+    except Exception:  # noqa: BLE001 - one connection's failure never stops the server
+        log.exception("connection handler failed")
+        return
     finally:
         with trio.CancelScope(shield=True):
             try:
@@ -352,33 +357,47 @@ async def _serve_one(c: _Connection, req: Request, router: Router) -> bool:
         if status >= 500 and not isinstance(exc, (HTTPError, RemoteError)):
             log.exception("handler for %s %s failed", req.method, req.target)
         result = error_response(status, message)
-    # a handler that did not read the body: read and discard it (bounded)
+    # a handler that did not read the body: discard a little of it to keep the
+    # connection, or answer and close (as Go's net/http does)
+    close = False
     if not req._body_done and not isinstance(result, Hijack):
         try:
             size = 0
             async for chunk in req.iter_body():
                 size += len(chunk)
-                if size > MAX_BODY:
-                    result = error_response(413, "request body too large")
+                if size > DRAIN_LIMIT:
+                    close = True
                     break
         except HTTPError as exc:
-            result = error_response(exc.status, exc.message)
+            if not isinstance(result, Response) or result.status < 400:
+                result = error_response(exc.status, exc.message)
+            close = True
     head_only = req.method == "HEAD"
     if isinstance(result, Hijack):
-        await _hijack(c, req, result, router.api_version)
+        try:
+            await _hijack(c, req, result, router.api_version)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+            pass
+        except Exception:  # noqa: BLE001 - the connection ends, the server goes on
+            log.exception("hijacked %s %s failed", req.method, req.target)
         return True
+    extra = [("Connection", "close")] if close else []
     if isinstance(result, StreamResponse):
-        await c.send(h11.Response(status_code=result.status, headers=_base_headers(
-            [("Content-Type", result.content_type), *result.headers], router.api_version)))
-        if not head_only:
-            async for chunk in result.chunks:
-                if chunk:
-                    await c.send(h11.Data(data=chunk))
-        await c.send(h11.EndOfMessage())
+        try:
+            await c.send(h11.Response(status_code=result.status, headers=_base_headers(
+                [("Content-Type", result.content_type), *extra, *result.headers], router.api_version)))
+            if not head_only:
+                if await _send_stream(c, req, result.chunks):
+                    return True  # the client left, or the producer failed: drop the connection
+            await c.send(h11.EndOfMessage())
+        finally:
+            await _aclose(result.chunks)
+        if close:
+            await _linger(c)
         return False
     if not isinstance(result, Response):
         result = json_response(result)
-    headers = [("Content-Length", str(len(result.body))), *result.headers]
+    headers = [("Content-Length", str(len(result.body))), *result.headers, *extra]
     if result.content_type:
         headers.insert(0, ("Content-Type", result.content_type))
     await c.send(h11.Response(status_code=result.status,
@@ -386,7 +405,77 @@ async def _serve_one(c: _Connection, req: Request, router: Router) -> bool:
     if not head_only and result.body:
         await c.send(h11.Data(data=result.body))
     await c.send(h11.EndOfMessage())
+    if close:
+        await _linger(c)
     return False
+
+
+async def _aclose(chunks: Any) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    with trio.CancelScope(shield=True):
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001
+            log.exception("closing a streamed response failed")
+
+
+async def _send_stream(c: _Connection, req: Request, chunks: AsyncIterator[bytes]) -> bool:
+    """Send a streamed body as it is produced, while watching the client: a
+    client that goes away (EOF or error on its side of the socket) ends the
+    stream at once, even one that is idle (events, logs -f, wait, stats), so
+    no task, subscription or descriptor outlives its client.
+
+    True when the connection must be dropped (client gone, or the producer
+    failed half-way: the body is left unterminated, so the client sees an
+    error rather than a short answer)."""
+    drop = False
+    async with trio.open_nursery() as nursery:
+        async def watch_client() -> None:
+            nonlocal drop
+            kept = 0
+            try:
+                while True:
+                    data = await c.stream.receive_some(65536)
+                    if not data:
+                        break
+                    kept += len(data)  # a pipelined next request: keep it, bounded
+                    if kept > MAX_HEAD:
+                        break
+                    c.conn.receive_data(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            drop = True
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch_client)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    await c.send(h11.Data(data=chunk))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
+            drop = True
+        except Exception:  # noqa: BLE001 - the producer failed: log it, drop the connection
+            log.exception("streamed response of %s %s failed", req.method, req.target)
+            drop = True
+        nursery.cancel_scope.cancel()
+    return drop
+
+
+async def _linger(c: _Connection) -> None:
+    """Before closing a connection whose request body was not read: say we are
+    done, and discard input for a moment, so the client reads our answer
+    instead of a reset."""
+    try:
+        send_eof = getattr(c.stream, "send_eof", None)
+        if send_eof is not None:
+            await send_eof()
+        with trio.move_on_after(LINGER):
+            while await c.stream.receive_some(65536):
+                pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
 
 
 async def _hijack(c: _Connection, req: Request, hj: Hijack, api: str) -> None:

@@ -54,6 +54,7 @@ from linux import syscalls as sc
 
 DEFAULT_ROOT = "/run/trioctr/runtime"
 OCI_VERSION = "1.0.2"
+RUNTIME_VERSION = "0.1.0"
 FIFO = "exec.fifo"
 STATE = "state.json"
 CREATE_TIMEOUT = 120.0
@@ -158,7 +159,6 @@ def _refuse_if_set(obj: dict, key: str, where: str, what: str) -> None:
 def validate_config(cfg, *, bundle: str = "") -> dict:
     """Check a parsed config.json; raise ConfigError with a one-line reason.
     Unsupported features are refused, never silently ignored."""
-    from linux import caps as capmod
     from linux import cgroups
     from linux.mounts import parse_options
 
@@ -177,74 +177,12 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
     annotations = _opt(cfg, "annotations", dict, "", {})
     for k, v in annotations.items():
         _want(v, str, f"annotations[{k!r}]")
-    hooks = _opt(cfg, "hooks", dict, "", {})
-    for name, entries in hooks.items():
-        if entries:
-            raise ConfigError(f"hooks.{name} is not supported by trioctr-runtime")
+    _validate_hooks(_opt(cfg, "hooks", dict, "", {}))
 
     process = cfg.get("process")
     if process is None:
         raise ConfigError("process is required")
-    _want(process, dict, "process")
-    args = process.get("args")
-    if args is None or args == []:
-        raise ConfigError("process.args must not be empty")
-    _str_list(args, "process.args")
-    if process.get("commandLine"):
-        raise ConfigError("process.commandLine is Windows only")
-    env = _str_list(process.get("env") or [], "process.env")
-    for i, item in enumerate(env):
-        if "=" not in item:
-            raise ConfigError(f"process.env[{i}] {item!r} is not KEY=VALUE")
-    _abs_path(process.get("cwd"), "process.cwd")
-    if process.get("terminal"):
-        raise ConfigError("process.terminal: true is not supported yet "
-                          "(no --console-socket support); use terminal: false")
-    user = process.get("user")
-    if user is None:
-        raise ConfigError("process.user is required")
-    _want(user, dict, "process.user")
-    for key in ("uid", "gid"):
-        v = user.get(key)
-        if v is None:
-            raise ConfigError(f"process.user.{key} is required")
-        _want(v, int, f"process.user.{key}")
-        if not 0 <= v < 2**32 - 1:
-            raise ConfigError(f"process.user.{key} {v} is out of range")
-    for i, g in enumerate(user.get("additionalGids") or []):
-        _want(g, int, f"process.user.additionalGids[{i}]")
-    umask = _opt(user, "umask", int, "process.user")
-    if umask is not None and not 0 <= umask <= 0o777:
-        raise ConfigError(f"process.user.umask {umask} is out of range")
-    if user.get("username"):
-        raise ConfigError("process.user.username is Windows only; give uid and gid")
-    capabilities = _opt(process, "capabilities", dict, "process", {})
-    for key, names in capabilities.items():
-        if key not in capmod.SETS:
-            raise ConfigError(f"process.capabilities.{key} is not a capability set")
-        for i, name in enumerate(_str_list(names or [], f"process.capabilities.{key}")):
-            try:
-                capmod.cap_number(name)
-            except ValueError:
-                raise ConfigError(f"process.capabilities.{key}[{i}]: unknown capability "
-                                  f"{name!r}") from None
-    seen = set()
-    for i, rl in enumerate(_want(process.get("rlimits") or [], list, "process.rlimits")):
-        _want(rl, dict, f"process.rlimits[{i}]")
-        kind = rl.get("type")
-        if kind not in RLIMITS:
-            raise ConfigError(f"process.rlimits[{i}].type {kind!r} is not a known rlimit")
-        if kind in seen:
-            raise ConfigError(f"process.rlimits: {kind} given twice")
-        seen.add(kind)
-        for key in ("soft", "hard"):
-            _want(rl.get(key), int, f"process.rlimits[{i}].{key}")
-    _opt(process, "noNewPrivileges", bool, "process")
-    _opt(process, "oomScoreAdj", int, "process")
-    for key, what in (("apparmorProfile", "AppArmor"), ("selinuxLabel", "SELinux"),
-                      ("ioPriority", "I/O priority"), ("scheduler", "scheduler policy"),
-                      ("execCPUAffinity", "exec CPU affinity")):
-        _refuse_if_set(process, key, "process", what)
+    validate_process(process)
 
     mounts = _want(cfg.get("mounts") or [], list, "mounts")
     for i, m in enumerate(mounts):
@@ -358,6 +296,101 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
             raise ConfigError(str(exc)) from None
     _validate_resources(_opt(linux, "resources", dict, "linux", {}))
     return cfg
+
+
+def validate_process(process, where: str = "process") -> dict:
+    """Check an OCI process object (config.json's, or an `exec --process`
+    file); raise ConfigError with a one-line reason."""
+    from linux import caps as capmod
+
+    _want(process, dict, where)
+    args = process.get("args")
+    if args is None or args == []:
+        raise ConfigError(f"{where}.args must not be empty")
+    _str_list(args, f"{where}.args")
+    if process.get("commandLine"):
+        raise ConfigError(f"{where}.commandLine is Windows only")
+    env = _str_list(process.get("env") or [], f"{where}.env")
+    for i, item in enumerate(env):
+        if "=" not in item:
+            raise ConfigError(f"{where}.env[{i}] {item!r} is not KEY=VALUE")
+    _abs_path(process.get("cwd"), f"{where}.cwd")
+    _opt(process, "terminal", bool, where)
+    size = _opt(process, "consoleSize", dict, where)
+    if size is not None:
+        for key in ("height", "width"):
+            value = _want(size.get(key), int, f"{where}.consoleSize.{key}")
+            if not 0 <= value < 65536:
+                raise ConfigError(f"{where}.consoleSize.{key} {value} is out of range")
+    user = process.get("user")
+    if user is None:
+        raise ConfigError(f"{where}.user is required")
+    _want(user, dict, f"{where}.user")
+    for key in ("uid", "gid"):
+        v = user.get(key)
+        if v is None:
+            raise ConfigError(f"{where}.user.{key} is required")
+        _want(v, int, f"{where}.user.{key}")
+        if not 0 <= v < 2**32 - 1:
+            raise ConfigError(f"{where}.user.{key} {v} is out of range")
+    for i, g in enumerate(_want(user.get("additionalGids") or [], list,
+                                f"{where}.user.additionalGids")):
+        _want(g, int, f"{where}.user.additionalGids[{i}]")
+    umask = _opt(user, "umask", int, f"{where}.user")
+    if umask is not None and not 0 <= umask <= 0o777:
+        raise ConfigError(f"{where}.user.umask {umask} is out of range")
+    if user.get("username"):
+        raise ConfigError(f"{where}.user.username is Windows only; give uid and gid")
+    capabilities = _opt(process, "capabilities", dict, where, {})
+    for key, names in capabilities.items():
+        if key not in capmod.SETS:
+            raise ConfigError(f"{where}.capabilities.{key} is not a capability set")
+        for i, name in enumerate(_str_list(names or [], f"{where}.capabilities.{key}")):
+            try:
+                capmod.cap_number(name)
+            except ValueError:
+                raise ConfigError(f"{where}.capabilities.{key}[{i}]: unknown capability "
+                                  f"{name!r}") from None
+    seen = set()
+    for i, rl in enumerate(_want(process.get("rlimits") or [], list, f"{where}.rlimits")):
+        _want(rl, dict, f"{where}.rlimits[{i}]")
+        kind = rl.get("type")
+        if kind not in RLIMITS:
+            raise ConfigError(f"{where}.rlimits[{i}].type {kind!r} is not a known rlimit")
+        if kind in seen:
+            raise ConfigError(f"{where}.rlimits: {kind} given twice")
+        seen.add(kind)
+        for key in ("soft", "hard"):
+            _want(rl.get(key), int, f"{where}.rlimits[{i}].{key}")
+    _opt(process, "noNewPrivileges", bool, where)
+    _opt(process, "oomScoreAdj", int, where)
+    for key, what in (("apparmorProfile", "AppArmor"), ("selinuxLabel", "SELinux"),
+                      ("ioPriority", "I/O priority"), ("scheduler", "scheduler policy"),
+                      ("execCPUAffinity", "exec CPU affinity")):
+        _refuse_if_set(process, key, where, what)
+    return process
+
+
+# the hooks of config.json, in the order of the lifecycle
+HOOK_NAMES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+
+
+def _validate_hooks(hooks: dict) -> None:
+    for name, entries in hooks.items():
+        if name not in HOOK_NAMES:
+            raise ConfigError(f"hooks.{name} is not a hook ({', '.join(HOOK_NAMES)})")
+        for i, hook in enumerate(_want(entries or [], list, f"hooks.{name}")):
+            where = f"hooks.{name}[{i}]"
+            _want(hook, dict, where)
+            _abs_path(hook.get("path"), f"{where}.path")
+            _str_list(hook.get("args") or [], f"{where}.args")
+            for j, item in enumerate(_str_list(hook.get("env") or [], f"{where}.env")):
+                if "=" not in item:
+                    raise ConfigError(f"{where}.env[{j}] {item!r} is not KEY=VALUE")
+            timeout = _opt(hook, "timeout", int, where)
+            if timeout is not None and timeout <= 0:
+                raise ConfigError(f"{where}.timeout must be a positive number of seconds")
 
 
 def _validate_resources(res: dict) -> None:
@@ -740,9 +773,31 @@ class Container:
         finally:
             os.close(fd)
 
+    def config(self) -> dict:
+        """The config.json the container was created with (a state written
+        before it was kept there: the bundle's, now)."""
+        cfg = self.state.get("config")
+        if cfg is None:
+            cfg = load_config(self.state["bundle"])
+        return cfg
+
+    def hooks(self, name: str) -> list[dict]:
+        cfg = self.state.get("config") or {}
+        return (cfg.get("hooks") or {}).get(name) or []
+
+    def hook_state(self) -> bytes:
+        s = self.oci_state()
+        return hook_state(self.id, s["status"], s["pid"], s["bundle"], s["annotations"])
+
     def destroy(self, log: Log) -> None:
-        """Kill what is left, remove the cgroup and the state dir."""
+        """Kill what is left, remove the cgroup and the state dir, then run
+        the poststop hooks (failures are warnings)."""
         import shutil
+
+        poststop = self.hooks("poststop")
+        if poststop:
+            state = hook_state(self.id, "stopped", 0, self.state["bundle"],
+                               self.state.get("annotations"))
 
         cg = self.cgroup()
         if cg is not None and cg.exists():
@@ -754,6 +809,8 @@ class Container:
                 time.sleep(0.005)
             cg.remove()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if poststop:
+            run_hooks_warn("poststop", poststop, state, log)
 
 
 def list_containers(root: str) -> list[Container]:
@@ -829,6 +886,219 @@ def send_sync(fd: int, msg) -> None:
 
 
 # ---------------------------------------------------------------------------
+# hooks (config.json "hooks")
+# ---------------------------------------------------------------------------
+
+HOOK_FOREVER = 24 * 3600.0  # how long "no timeout" is, where a wait needs a number
+
+
+def hook_state(container_id: str, status: str, pid: int, bundle: str,
+               annotations: dict | None) -> bytes:
+    """The OCI state a hook reads on its stdin."""
+    return json.dumps({"ociVersion": OCI_VERSION, "id": container_id, "status": status,
+                       "pid": pid, "bundle": bundle, "annotations": annotations or {}}).encode()
+
+
+def hooks_budget(hooks: list[dict]) -> float:
+    """How long a list of hooks may take: the sum of their timeouts (a hook
+    without one may take forever)."""
+    total = 0.0
+    for hook in hooks:
+        if hook.get("timeout") is None:
+            return HOOK_FOREVER
+        total += hook["timeout"]
+    return total
+
+
+def run_hooks(name: str, hooks: list[dict], state: bytes) -> None:
+    """Run the hooks of one kind in order, the state on their stdin; raise
+    Failure at the first that fails (cannot run, exits non-zero, times out)."""
+    for i, hook in enumerate(hooks):
+        why = run_hook(hook, state)
+        if why:
+            raise Failure(f"{name} hook #{i} ({hook['path']}): {why}")
+
+
+def run_hooks_warn(name: str, hooks: list[dict], state: bytes, log: "Log") -> None:
+    """poststart and poststop: a failing hook is a warning; the others still run."""
+    for i, hook in enumerate(hooks):
+        why = run_hook(hook, state)
+        if why:
+            log.warning(f"{name} hook #{i} ({hook['path']}): {why}")
+
+
+def run_hook(hook: dict, state: bytes) -> str:
+    """Run one hook; return '' on success, else why it failed (one line).
+    stdin is a memfd holding the state; stdout and stderr a memfd too, not a
+    pipe, so that a daemon the hook leaves behind cannot hold us up."""
+    import subprocess
+
+    path = hook["path"]
+    timeout = hook.get("timeout")
+    state_fd = os.memfd_create("hook-state")
+    out_fd = os.memfd_create("hook-output")
+    try:
+        os.write(state_fd, state)
+        os.lseek(state_fd, 0, os.SEEK_SET)
+        try:
+            proc = subprocess.Popen(hook.get("args") or [path], executable=path,
+                                    env=env_dict(hook.get("env") or []), stdin=state_fd,
+                                    stdout=out_fd, stderr=out_fd)
+        except OSError as exc:
+            return (exc.strerror or str(exc)).lower()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return f"timed out after {timeout}s"
+        if code == 0:
+            return ""
+        why = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+        os.lseek(out_fd, 0, os.SEEK_SET)
+        output = os.read(out_fd, 2048).decode(errors="replace").strip()
+        return f"{why}: {' '.join(output.split())}" if output else why
+    finally:
+        os.close(state_fd)
+        os.close(out_fd)
+
+
+def _hook_messages():
+    """The two init <-> parent messages of the createRuntime step:
+    ``RunCreateRuntimeHooks`` (init -> parent: namespaces and mounts are
+    ready, pivot_root is next) and ``HooksDone`` (parent -> init: go on).
+    They belong in messages/runtime.py, which this module does not own:
+    until they are there, they are defined (and registered) here, once."""
+    from messages import runtime as mrt
+
+    if not hasattr(mrt, "RunCreateRuntimeHooks"):
+        from typing import ClassVar
+
+        import attrs
+
+        from messages.base import message
+
+        @message
+        @attrs.frozen(kw_only=True)
+        class RunCreateRuntimeHooks:
+            TYPE: ClassVar[str] = "rt.hooks"
+
+        @message
+        @attrs.frozen(kw_only=True)
+        class HooksDone:
+            TYPE: ClassVar[str] = "rt.hooksdone"
+
+        mrt.RunCreateRuntimeHooks = RunCreateRuntimeHooks
+        mrt.HooksDone = HooksDone
+    return mrt.RunCreateRuntimeHooks, mrt.HooksDone
+
+
+# ---------------------------------------------------------------------------
+# the console (process.terminal: true, --console-socket)
+# ---------------------------------------------------------------------------
+
+# what runc sends with the pty master over the console socket: the name of
+# the file it opened (the receiver only wants the fd)
+CONSOLE_PAYLOAD = b"/dev/ptmx"
+
+
+def connect_console_socket(path: str) -> int:
+    """Connect to the caller's --console-socket; return the socket's fd."""
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if len(os.fsencode(path)) < 100:
+            sock.connect(path)
+        else:  # longer than sun_path allows: through an fd on its directory
+            dfd = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                sock.connect(f"/proc/self/fd/{dfd}/{os.path.basename(path)}")
+            finally:
+                os.close(dfd)
+    except OSError as exc:
+        sock.close()
+        raise Failure(f"connect to the console socket {path}: {exc.strerror}") from None
+    return sock.detach()
+
+
+def setup_console(sock_fd: int, size: dict | None, mount_console: bool) -> None:
+    """Inside the container (its /dev/ptmx): open a pty pair, send the master
+    to the console socket over SCM_RIGHTS (as runc), make the slave our
+    controlling terminal (we are a session leader) and our stdio; for the
+    init, bind it on /dev/console too.  Imports are the caller's business
+    (see _preload): the host's library may be out of reach."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    try:
+        master, slave = os.openpty()
+    except OSError as exc:
+        raise Failure(f"open a pty in the container: {exc.strerror} "
+                      "(the container needs /dev/pts: a devpts mount)") from None
+    try:
+        if size and size.get("height") and size.get("width"):
+            fcntl.ioctl(master, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", size["height"], size["width"], 0, 0))
+        if mount_console:
+            _mount_console(os.ttyname(slave))
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=sock_fd)
+        try:
+            socket.send_fds(sock, [CONSOLE_PAYLOAD], [master])
+        except OSError as exc:
+            raise Failure(f"send the pty to the console socket: {exc.strerror}") from None
+        finally:
+            sock.close()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+    finally:
+        os.close(master)
+        if slave > 2:
+            os.close(slave)
+
+
+def _mount_console(slave_path: str) -> None:
+    from linux import syscalls
+
+    old = os.umask(0)
+    try:
+        fd = os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    finally:
+        os.umask(old)
+    syscalls.mount(slave_path, "/dev/console", None, syscalls.MS_BIND)
+
+
+def fix_stdio_owner(uid: int) -> None:
+    """As runc: stdio that is not /dev/null becomes the user's (only the
+    uid), so that a non-root process can reopen /dev/stdout or use its tty.
+    Refusals (a read-only /dev, an owner we may not change) are ignored."""
+    import errno
+
+    try:
+        null = os.stat("/dev/null").st_rdev
+    except OSError:
+        null = -1
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == null):
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise
+
+
+# ---------------------------------------------------------------------------
 # create
 # ---------------------------------------------------------------------------
 
@@ -842,6 +1112,17 @@ class CreateOptions:
         self.console_socket = console_socket
         self.sync_fd = sync_fd
         self.preserve_fds = preserve_fds
+        self.console_fd = -1  # the connected console socket, while creating
+
+
+def check_terminal(process: dict, console_socket: str | None) -> None:
+    """runc's rules: a terminal needs a console socket to send it to, and a
+    console socket is only for a terminal."""
+    if process.get("terminal") and not console_socket:
+        raise Failure("process.terminal is true: a --console-socket is needed "
+                      "to receive the pty master")
+    if console_socket and not process.get("terminal"):
+        raise Failure("--console-socket is only for process.terminal: true")
 
 
 def create(root: str, opts: CreateOptions, log: Log) -> Container:
@@ -850,11 +1131,7 @@ def create(root: str, opts: CreateOptions, log: Log) -> Container:
     check_id(opts.id)
     bundle = os.path.realpath(opts.bundle)
     cfg = load_config(bundle)
-    if opts.console_socket:
-        # process.terminal: true is refused by validate_config, so a console
-        # socket has nothing to receive (runc refuses this combination too)
-        raise Failure("--console-socket is only for process.terminal: true, "
-                      "which is not supported yet")
+    check_terminal(cfg["process"], opts.console_socket)
     linux = cfg["linux"]
     rootfs = cfg["root"]["path"]
     if not rootfs.startswith("/"):
@@ -875,6 +1152,8 @@ def create(root: str, opts: CreateOptions, log: Log) -> Container:
         os.mkfifo(os.path.join(cdir, FIFO), 0o622)
         os.chmod(os.path.join(cdir, FIFO), 0o622)
         cgroup = _make_cgroup(opts.id, linux)
+        if opts.console_socket:
+            opts.console_fd = connect_console_socket(opts.console_socket)
         init_pid = _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts, log)
         info = proc_start_time(init_pid)
         if info is None:
@@ -889,6 +1168,7 @@ def create(root: str, opts: CreateOptions, log: Log) -> Container:
             "cgroup": cgroup.to_state() if cgroup else None,
             "annotations": cfg.get("annotations") or {},
             "ociVersion": cfg["ociVersion"],
+            "config": cfg,  # as created: exec and the poststop hooks use it
         })
         container.save()
         if opts.pid_file:
@@ -896,7 +1176,16 @@ def create(root: str, opts: CreateOptions, log: Log) -> Container:
         return container
     except BaseException:
         _undo_create(cdir, init_pid, cgroup)
+        # the spec: a create that fails goes on with delete, poststop included
+        poststop = (cfg.get("hooks") or {}).get("poststop")
+        if poststop:
+            run_hooks_warn("poststop", poststop, hook_state(
+                opts.id, "stopped", 0, bundle, cfg.get("annotations")), log)
         raise
+    finally:
+        if opts.console_fd >= 0:
+            os.close(opts.console_fd)
+            opts.console_fd = -1
 
 
 def _make_cgroup(container_id: str, linux: dict):
@@ -963,6 +1252,10 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
 
     from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
 
+    hooks = cfg.get("hooks") or {}
+    runtime_hooks = (hooks.get("prestart") or []) + (hooks.get("createRuntime") or [])
+    if runtime_hooks:
+        RunCreateRuntimeHooks, HooksDone = _hook_messages()
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     # the intermediate's fork must not run Python-level buffered output twice
     sys.stdout.flush()
@@ -996,6 +1289,13 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
         except OSError:
             pass  # the init is gone: its CreateFailed (or EOF) is read below
         msg = chan.recv()
+        if runtime_hooks and isinstance(msg, RunCreateRuntimeHooks):
+            # the container's namespaces and mounts exist; pivot_root is next
+            state = hook_state(opts.id, "creating", init_pid, bundle, cfg.get("annotations"))
+            run_hooks("prestart", hooks.get("prestart") or [], state)
+            run_hooks("createRuntime", hooks.get("createRuntime") or [], state)
+            chan.send(HooksDone())
+            msg = chan.recv(CREATE_TIMEOUT + hooks_budget(hooks.get("createContainer") or []))
         if isinstance(msg, CreateFailed):
             raise Failure(msg.message, msg.exit_code)
         if not isinstance(msg, InitReady):
@@ -1072,6 +1372,12 @@ def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
 
     try:
         fifo_fd = os.open(os.path.join(cdir, FIFO), os.O_PATH | os.O_CLOEXEC)
+        # our pid on the host, for the hooks' state (the host's /proc is
+        # still ours: nothing is mounted yet)
+        host_pid = int(os.readlink("/proc/self"))
+        # a session of our own, as runc's init (and so a controlling terminal
+        # can be ours)
+        os.setsid()
         # Python ignores SIGPIPE and SIGXFSZ (an ignored signal stays ignored
         # across execve) and `run` relays some: the container gets defaults
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
@@ -1079,7 +1385,11 @@ def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
         msg = chan.recv()
         if not isinstance(msg, CgroupJoined):
             return 1  # the parent is gone or confused: nothing to report to
-        argv, env, path = _setup_container(cfg, bundle, rootfs, cgroup, opts, chan.fd, fifo_fd)
+        plan = ProcessPlan(cfg["process"], cfg["linux"], hooks=cfg.get("hooks") or {})
+        state = hook_state(opts.id, "creating", host_pid, bundle, cfg.get("annotations"))
+        _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, state)
+        argv, env, path = plan.finish([0, 1, 2, chan.fd, fifo_fd], opts.preserve_fds,
+                                      need_proc=fifo_fd)
     except Failure as exc:
         _report(chan, CreateFailed(message=exc.message, exit_code=exc.exit_code))
         return 1
@@ -1089,22 +1399,38 @@ def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
     chan.send(InitReady())
     os.close(chan.fd)
     # block until `start` opens the fifo for reading (reopen through our own
-    # fd: the state dir is not visible from inside the new root)
+    # fd: the state dir is not visible from inside the new root); the write
+    # end stays open (close-on-exec) until execve, so that `start` learns of
+    # a failing startContainer hook or execve
     try:
         wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
-        os.close(wfd)
         os.close(fifo_fd)
     except OSError as exc:
         _stderr(f"trioctr-runtime: init: exec.fifo: {exc}")
         return 1
+    start_hooks = (cfg.get("hooks") or {}).get("startContainer")
+    if start_hooks:
+        try:
+            run_hooks("startContainer", start_hooks, hook_state(
+                opts.id, "created", host_pid, bundle, cfg.get("annotations")))
+        except Failure as exc:
+            _write_quietly(wfd, exc.message)
+            return 1
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
         os.execve(path, argv, env)
     except OSError as exc:
-        _stderr(f"trioctr-runtime: exec {path}: {exc.strerror}")
+        _write_quietly(wfd, f"exec {path}: {exc.strerror}")
         return 127 if exc.errno == 2 else 126
     return 1
+
+
+def _write_quietly(fd: int, text: str) -> None:
+    try:
+        os.write(fd, text.replace("\n", " ").encode())
+    except OSError:
+        pass
 
 
 def _report(chan: Channel, msg) -> None:
@@ -1121,37 +1447,14 @@ def _one_line(exc: BaseException) -> str:
     return text.replace("\n", " ")
 
 
-def _setup_container(cfg, bundle, rootfs, cgroup, opts, sock_fd, fifo_fd):
-    # everything this function needs is imported now: after pivot_root the
-    # host's Python library is out of reach
-    from linux import caps as capmod
+def _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, state) -> None:
+    """The init's part that `exec` does not share: namespaces, the root
+    filesystem, pivot_root and what needs the new root."""
     from linux import mounts
 
-    process = cfg["process"]
     linux = cfg["linux"]
+    hooks = cfg.get("hooks") or {}
     flags, join = _ns_plan(linux)
-    # the capability sets: what the config asks for, within what we hold
-    # (a capability the runtime lacks cannot be granted; it is left out)
-    last = capmod.last_cap()
-    sets = process.get("capabilities") or {}
-    masks = {k: capmod.to_mask(sets.get(k) or []) for k in capmod.SETS}
-    _eff, have, _inh = sc.capget()
-    limit = have & ((1 << (last + 1)) - 1)
-    bounding = masks["bounding"] & limit
-    permitted = masks["permitted"] & limit
-    inheritable = masks["inheritable"] & limit
-    effective = masks["effective"] & permitted
-    ambient = masks["ambient"] & permitted & inheritable
-    # the seccomp filter is built now, while the host's libseccomp is reachable
-    filt = None
-    if linux.get("seccomp") is not None:
-        from linux import seccomp
-
-        try:
-            filt = seccomp.compile(linux["seccomp"])
-        except OSError as exc:
-            raise Failure(f"seccomp: {_one_line(exc)}") from None
-    nnp = bool(process.get("noNewPrivileges"))
     if flags & sc.CLONE_NEWNET:
         from linux.net import link_up
     os.umask(0o022)
@@ -1197,9 +1500,24 @@ def _setup_container(cfg, bundle, rootfs, cgroup, opts, sock_fd, fifo_fd):
                 raise Failure(f"device {dev['path']}: {_one_line(exc)}") from None
         has_pts = any(e["destination"].rstrip("/") == "/dev/pts" for e in entries)
         mounts.dev_symlinks(rootfs, ptmx=has_pts)
+
+    # hooks before pivot_root: prestart and createRuntime in the runtime's
+    # namespaces (the parent runs them), then createContainer in ours
+    if hooks.get("prestart") or hooks.get("createRuntime"):
+        RunCreateRuntimeHooks, HooksDone = _hook_messages()
+        chan.send(RunCreateRuntimeHooks())
+        budget = hooks_budget((hooks.get("prestart") or []) + (hooks.get("createRuntime") or []))
+        msg = chan.recv(CREATE_TIMEOUT + budget)
+        if not isinstance(msg, HooksDone):
+            raise Failure("the runtime did not run the createRuntime hooks")
+    if hooks.get("createContainer"):
+        run_hooks("createContainer", hooks["createContainer"], state)
+
     mounts.pivot_root(rootfs)
     if prop:
         sc.mount(None, "/", None, prop)
+    if opts.console_fd >= 0:
+        setup_console(opts.console_fd, cfg["process"].get("consoleSize"), mount_console=True)
 
     if cfg.get("hostname"):
         sc.sethostname(cfg["hostname"])
@@ -1225,62 +1543,111 @@ def _setup_container(cfg, bundle, rootfs, cgroup, opts, sock_fd, fifo_fd):
         mounts.remount_root_readonly()
     if linux.get("personality"):
         sc.personality(PERSONALITY_DOMAINS[linux["personality"]["domain"]])
-    for rl in process.get("rlimits") or []:
-        sc.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"])
-    if nnp:
-        sc.set_no_new_privs()
-    if not os.path.exists(f"/proc/self/fd/{fifo_fd}"):
-        raise Failure("the container needs /proc mounted (mounts: type proc on /proc)")
 
-    # no host fd may reach the container (CVE-2024-21626): keep only stdio,
-    # our channel, the fifo and the fds the caller asked to pass through
-    preserved = list(range(3, 3 + opts.preserve_fds))
-    sc.close_fds_except([0, 1, 2, sock_fd, fifo_fd, *preserved])
-    for fd in preserved:
-        os.set_inheritable(fd, True)
 
-    # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-    # while we still hold it (the filter must then allow what follows)
-    if filt is not None and not nnp:
-        _load_seccomp(filt)
+class ProcessPlan:
+    """What the container init and every `exec` process share: from an OCI
+    process object (and linux.seccomp), the capability sets and seccomp
+    filter computed while the host is still in reach, then ``finish()``:
+    rlimits, no_new_privs, fds, seccomp, user, capabilities, umask, cwd,
+    environment and the resolved command."""
 
-    # user and capabilities
-    user = process["user"]
-    uid, gid = user["uid"], user["gid"]
-    capmod.apply_bounding(bounding, last)
-    if uid != 0:
-        sc.set_keepcaps(True)
-    try:
-        os.setgroups(list(user.get("additionalGids") or []))
-        os.setgid(gid)
-        os.setuid(uid)
-    except OSError as exc:
-        raise Failure(f"set user {uid}:{gid}: {exc.strerror}") from None
-    if uid != 0:
-        sc.set_keepcaps(False)
-    capmod.apply_sets(effective, permitted, inheritable, ambient)
-    if user.get("umask") is not None:
-        os.umask(user["umask"])
+    def __init__(self, process: dict, linux: dict, hooks: dict | None = None):
+        # everything finish() needs is imported now: after pivot_root (or
+        # the chroot of exec) the host's Python library is out of reach
+        from linux import caps as capmod
 
-    # working directory, checked to be inside the new root
-    cwd = process["cwd"]
-    try:
-        os.chdir(cwd)
-        here = os.getcwd()
-    except OSError as exc:
-        raise Failure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
-                      f"{exc.strerror.lower()}") from None
-    if not here.startswith("/"):
-        raise Failure(f"cwd {cwd!r} is outside the container root")
+        self.capmod = capmod
+        self.process = process
+        if hooks:  # createContainer and startContainer hooks
+            __import__("subprocess")
+        if process.get("terminal"):  # setup_console
+            for name in ("fcntl", "socket", "struct", "termios"):
+                __import__(name)
+        # the capability sets: what the process asks for, within what we hold
+        # (a capability the runtime lacks cannot be granted; it is left out)
+        self.last = capmod.last_cap()
+        sets = process.get("capabilities") or {}
+        masks = {k: capmod.to_mask(sets.get(k) or []) for k in capmod.SETS}
+        _eff, have, _inh = sc.capget()
+        limit = have & ((1 << (self.last + 1)) - 1)
+        self.bounding = masks["bounding"] & limit
+        self.permitted = masks["permitted"] & limit
+        self.inheritable = masks["inheritable"] & limit
+        self.effective = masks["effective"] & self.permitted
+        self.ambient = masks["ambient"] & self.permitted & self.inheritable
+        # the seccomp filter is built now, while the host's libseccomp is reachable
+        self.filt = None
+        if linux.get("seccomp") is not None:
+            from linux import seccomp
 
-    env = env_dict(process.get("env") or [])
-    if "HOME" not in env:
-        env["HOME"] = _home_of(uid)
-    args = process["args"]
-    path = lookpath(args[0], env.get("PATH"))
-    if filt is not None and nnp:
-        _load_seccomp(filt)  # as late as we can and still report a failure
-    return args, env, path
+            try:
+                self.filt = seccomp.compile(linux["seccomp"])
+            except OSError as exc:
+                raise Failure(f"seccomp: {_one_line(exc)}") from None
+        self.nnp = bool(process.get("noNewPrivileges"))
+
+    def finish(self, keep_fds: list[int], preserve_fds: int = 0,
+               need_proc: int | None = None) -> tuple[list[str], dict[str, str], str]:
+        process = self.process
+        capmod = self.capmod
+        for rl in process.get("rlimits") or []:
+            sc.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"])
+        if self.nnp:
+            sc.set_no_new_privs()
+        if need_proc is not None and not os.path.exists(f"/proc/self/fd/{need_proc}"):
+            raise Failure("the container needs /proc mounted (mounts: type proc on /proc)")
+
+        # no host fd may reach the container (CVE-2024-21626): keep only stdio,
+        # our channel, the fifo and the fds the caller asked to pass through
+        preserved = list(range(3, 3 + preserve_fds))
+        sc.close_fds_except([*keep_fds, *preserved])
+        for fd in preserved:
+            os.set_inheritable(fd, True)
+
+        # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+        # while we still hold it (the filter must then allow what follows)
+        if self.filt is not None and not self.nnp:
+            _load_seccomp(self.filt)
+
+        # user and capabilities
+        user = process["user"]
+        uid, gid = user["uid"], user["gid"]
+        fix_stdio_owner(uid)
+        capmod.apply_bounding(self.bounding, self.last)
+        if uid != 0:
+            sc.set_keepcaps(True)
+        try:
+            os.setgroups(list(user.get("additionalGids") or []))
+            os.setgid(gid)
+            os.setuid(uid)
+        except OSError as exc:
+            raise Failure(f"set user {uid}:{gid}: {exc.strerror}") from None
+        if uid != 0:
+            sc.set_keepcaps(False)
+        capmod.apply_sets(self.effective, self.permitted, self.inheritable, self.ambient)
+        if user.get("umask") is not None:
+            os.umask(user["umask"])
+
+        # working directory, checked to be inside the new root
+        cwd = process["cwd"]
+        try:
+            os.chdir(cwd)
+            here = os.getcwd()
+        except OSError as exc:
+            raise Failure(f"chdir to cwd ({cwd!r}) set in config.json failed: "
+                          f"{exc.strerror.lower()}") from None
+        if not here.startswith("/"):
+            raise Failure(f"cwd {cwd!r} is outside the container root")
+
+        env = env_dict(process.get("env") or [])
+        if "HOME" not in env:
+            env["HOME"] = _home_of(uid)
+        args = process["args"]
+        path = lookpath(args[0], env.get("PATH"))
+        if self.filt is not None and self.nnp:
+            _load_seccomp(self.filt)  # as late as we can and still report a failure
+        return args, env, path
 
 
 def _load_seccomp(filt) -> None:
@@ -1314,7 +1681,9 @@ def _home_of(uid: int, passwd: str = "/etc/passwd") -> str:
 # ---------------------------------------------------------------------------
 
 def open_fifo_and_start(container: Container) -> None:
-    """Release the init blocked on exec.fifo (the `start` half)."""
+    """Release the init blocked on exec.fifo (the `start` half).  The init
+    keeps its end open until execve: what it writes after the "0" is why a
+    startContainer hook or the execve failed."""
     try:
         fd = os.open(container.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -1326,14 +1695,31 @@ def open_fifo_and_start(container: Container) -> None:
         if not _readable(fd, 30):
             raise Failure(f"container {container.id}: the init did not answer on exec.fifo")
         data = os.read(fd, 1)
+        if data == b"0":
+            deadline = time.monotonic() + 30 + hooks_budget(container.hooks("startContainer"))
+            while (left := deadline - time.monotonic()) > 0 and _readable(fd, left):
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
     finally:
         os.close(fd)
-    if data != b"0":
+    if data[:1] != b"0":
         raise Failure(f"container {container.id}: the init exited before start")
     try:
         os.unlink(container.fifo)
     except FileNotFoundError:
         pass
+    if len(data) > 1:
+        raise Failure(f"container {container.id}: {data[1:].decode(errors='replace')}")
+
+
+def start_container(c: Container, log: Log) -> None:
+    """start, then the poststart hooks (their failures are warnings)."""
+    open_fifo_and_start(c)
+    poststart = c.hooks("poststart")
+    if poststart:
+        run_hooks_warn("poststart", poststart, c.hook_state(), log)
 
 
 def cmd_start(args, log: Log) -> int:
@@ -1343,7 +1729,7 @@ def cmd_start(args, log: Log) -> int:
         raise Failure("cannot start a container that has stopped")
     if status != "created":
         raise Failure(f"container {c.id} is not in created state: {status}")
-    open_fifo_and_start(c)
+    start_container(c, log)
     return 0
 
 
@@ -1478,57 +1864,76 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUI
                      signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 
 
+class SignalRelay:
+    """While `run` or `exec` waits for its process, the signals meant for it
+    are relayed; one that comes before the process exists is kept and
+    relayed as soon as it does."""
+
+    def __init__(self) -> None:
+        self.target = 0
+        self.pending: list[int] = []
+        for s in FORWARDED_SIGNALS:
+            signal.signal(s, self._relay)
+
+    def _relay(self, signum, _frame) -> None:
+        if not self.target:
+            self.pending.append(signum)
+            return
+        try:
+            os.kill(self.target, signum)
+        except ProcessLookupError:
+            pass
+
+    def attach(self, pid: int) -> None:
+        self.target = pid
+        for signum in self.pending:
+            self._relay(signum, None)
+        self.pending.clear()
+
+    def close(self) -> None:
+        for s in FORWARDED_SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+
+
+def wait_exit(pid: int) -> int:
+    """Reap children (we are a subreaper) until pid exits; its exit code, or
+    128 + the signal that killed it (255 if it is not ours to wait for)."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if got == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
+
+
 def cmd_run(args, log: Log) -> int:
     opts = _create_options(args)
     if args.detach:
         return _run_detached(args, opts, log)
     # the init is our grandchild: be its reaper so that we can wait for it
     sc.set_child_subreaper(True)
-    # signals for the container are relayed to its init; one that comes
-    # before the init exists is kept and relayed as soon as it does
-    target: list[int] = []
-    pending: list[int] = []
-
-    def relay(signum, _frame):
-        if not target:
-            pending.append(signum)
-            return
-        try:
-            os.kill(target[0], signum)
-        except ProcessLookupError:
-            pass
-
-    for s in FORWARDED_SIGNALS:
-        signal.signal(s, relay)
+    relay = SignalRelay()
     try:
-        c = create(args.root, opts, log)
-    except Failure as exc:
-        if exc.exit_code in (126, 127):  # like `docker run`: the command's exit code
-            log.error(exc.message)
-            return exc.exit_code
-        raise
-    try:
-        open_fifo_and_start(c)
-    except BaseException:
-        c.signal_all(signal.SIGKILL)
-        c.wait_stopped()
-        c.destroy(log)
-        raise
-    target.append(c.pid)
-    for signum in pending:
-        relay(signum, None)
-    code = 255
-    while True:
         try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            break
-        if pid == c.pid:
-            code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
-            break
-    for s in FORWARDED_SIGNALS:
-        signal.signal(s, signal.SIG_DFL)
+            c = create(args.root, opts, log)
+        except Failure as exc:
+            if exc.exit_code in (126, 127):  # like `docker run`: the command's exit code
+                log.error(exc.message)
+                return exc.exit_code
+            raise
+        try:
+            start_container(c, log)
+        except BaseException:
+            c.signal_all(signal.SIGKILL)
+            c.wait_stopped()
+            c.destroy(log)
+            raise
+        relay.attach(c.pid)
+        code = wait_exit(c.pid)
+    finally:
+        relay.close()
     if not args.keep:
         c.destroy(log)
     return code
@@ -1537,12 +1942,354 @@ def cmd_run(args, log: Log) -> int:
 def _run_detached(args, opts: CreateOptions, log: Log) -> int:
     c = create(args.root, opts, log)
     try:
-        open_fifo_and_start(c)
+        start_container(c, log)
     except BaseException:
         c.signal_all(signal.SIGKILL)
         c.wait_stopped()
         c.destroy(log)
         raise
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# exec: one more process in a running container
+# ---------------------------------------------------------------------------
+
+# the order of setns(2): user first (it grants the rights for the others),
+# pid before the fork that makes the child a member, mount last (after it,
+# the host's paths are out of reach)
+EXEC_NS_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+PROC_NS_NAMES = {"user": "user", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+                 "cgroup": "cgroup", "time": "time", "mount": "mnt"}
+
+
+def exec_process_spec(cfg: dict, args) -> dict:
+    """The process to run: an `exec --process` file as it is, or (as runc)
+    the container's own process with the command line's args and overrides."""
+    import copy
+
+    overrides = [flag for flag, given in (
+        ("--cwd", args.cwd), ("--env", args.env), ("--user", args.user),
+        ("--additional-gids", args.additional_gids), ("--cap", args.cap), ("--tty", args.tty),
+        ("--no-new-privs", args.no_new_privs)) if given]
+    if args.process:
+        if args.args:
+            raise Failure("exec: give the command in the --process file or on the command "
+                          "line, not both")
+        if overrides:
+            raise Failure(f"exec: {overrides[0]} cannot be combined with --process "
+                          "(set it in the file)")
+        try:
+            with open(args.process, "rb") as f:
+                process = json.loads(f.read())
+        except OSError as exc:
+            raise Failure(f"exec: --process {args.process}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise Failure(f"exec: --process {args.process}: invalid JSON: {exc}") from None
+        return _checked_process(process, args.process)
+    if not args.args:
+        raise Failure("exec: a command is needed (or --process FILE)")
+    process = copy.deepcopy(cfg["process"])
+    process["args"] = list(args.args)
+    process["terminal"] = bool(args.tty)
+    if args.cwd:
+        process["cwd"] = args.cwd
+    process["env"] = list(process.get("env") or []) + list(args.env)
+    user = process["user"] = dict(process["user"])
+    if args.user:
+        uid, colon, gid = args.user.partition(":")
+        if not uid.isdigit() or (colon and not gid.isdigit()):
+            raise Failure(f"exec: --user {args.user!r}: want UID[:GID], in numbers")
+        user["uid"] = int(uid)
+        if colon:
+            user["gid"] = int(gid)
+    for g in args.additional_gids:
+        for item in g.split(","):
+            if not item.strip().isdigit():
+                raise Failure(f"exec: --additional-gids {g!r}: want numbers")
+            user["additionalGids"] = list(user.get("additionalGids") or []) + [int(item)]
+    if args.cap:
+        caps = dict(process.get("capabilities") or {})
+        for name in args.cap:
+            name = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
+            for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+                caps[key] = list(caps.get(key) or []) + [name]
+        process["capabilities"] = caps
+    if args.no_new_privs:
+        process["noNewPrivileges"] = True
+    return _checked_process(process, "")
+
+
+def _checked_process(process, source: str) -> dict:
+    try:
+        return validate_process(process)
+    except ConfigError as exc:
+        what = exc.message.removeprefix("config.json: ")
+        raise Failure(f"exec: {'--process ' + source + ': ' if source else ''}{what}") from None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket: str | None = None,
+            preserve_fds: int = 0) -> int:
+    """Start ``process`` in every namespace and the cgroup of the running
+    container ``c``; return its host pid once it is about to execve (the
+    command resolved).  Raises Failure.
+
+        runtime                    intermediate                  process
+        open /proc/INIT/ns/*,
+        /proc/INIT/root
+        fork ----------------->    setns: user, ipc, uts, net,
+                                   pid, cgroup, mnt; chroot into
+                                   /proc/INIT/root; fork -------> wait for CgroupJoined
+                  <-------------   ContainerCreated(pid), exit
+        cgroup.procs <- pid
+        CgroupJoined --------------------------------------------> setsid, console,
+                                                                  rlimits, fds, seccomp,
+                                                                  user, caps, cwd, command
+                  <----------------------------------------------  InitReady | CreateFailed
+                                                                  execve
+    """
+    import socket
+
+    from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
+
+    check_terminal(process, console_socket)
+    fds: list[int] = []
+    ns_fds: list[tuple[str, int]] = []
+    console_fd = -1
+    plan = None
+    pid = 0
+    try:
+        types = {ns["type"] for ns in cfg["linux"].get("namespaces") or []}
+        try:
+            for kind in EXEC_NS_ORDER:
+                if kind not in types:
+                    continue  # the container shares ours
+                name = PROC_NS_NAMES[kind]
+                fd = os.open(f"/proc/{c.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+                fds.append(fd)
+                if not _same_file(fd, f"/proc/self/ns/{name}"):
+                    ns_fds.append((kind, fd))
+            root_fd = os.open(f"/proc/{c.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds.append(root_fd)
+        except OSError:
+            raise Failure("cannot exec in a stopped container") from None
+        # the same process before and after: what we opened is the container's
+        if not c.init_alive():
+            raise Failure("cannot exec in a stopped container")
+        plan = ProcessPlan(process, cfg["linux"])
+        if console_socket:
+            console_fd = connect_console_socket(console_socket)
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        mid = os.fork()
+        if mid == 0:
+            parent_sock.close()
+            _exec_intermediate(child_sock.detach(), ns_fds, root_fd, plan, console_fd,
+                               preserve_fds)
+            os._exit(1)  # not reached
+        child_sock.close()
+        chan = Channel(parent_sock.fileno())
+        try:
+            msg = chan.recv()
+            os.waitpid(mid, 0)
+            if isinstance(msg, CreateFailed):
+                raise Failure(msg.message, msg.exit_code)
+            if not isinstance(msg, ContainerCreated):
+                raise Failure("exec: the process failed to start")
+            pid = msg.pid
+            cg = c.cgroup()
+            if cg is not None and cg.exists():
+                try:
+                    cg.add_pid(pid)
+                except OSError as exc:
+                    raise Failure(str(exc)) from None
+            if process.get("oomScoreAdj") is not None:
+                _set_oom_score_adj(pid, process["oomScoreAdj"], log)
+            try:
+                chan.send(CgroupJoined())
+            except OSError:
+                pass  # its CreateFailed (or EOF) is read below
+            msg = chan.recv()
+            if isinstance(msg, CreateFailed):
+                raise Failure(msg.message, msg.exit_code)
+            if not isinstance(msg, InitReady):
+                raise Failure("exec: the process exited before it was ready")
+            return pid
+        except BaseException:
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise
+        finally:
+            parent_sock.close()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if console_fd >= 0:
+            os.close(console_fd)
+        if plan is not None and plan.filt is not None:
+            plan.filt.release()
+
+
+def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, console_fd: int,
+                       preserve_fds: int) -> None:
+    from messages.runtime import ContainerCreated, CreateFailed
+
+    chan = None
+    try:
+        chan = Channel(sock)
+        for kind, fd in ns_fds:
+            sc.setns(fd, NAMESPACES[kind])
+        # the init's root, whatever the mount namespace's own root is
+        os.fchdir(root_fd)
+        os.chroot(".")
+        os.chdir("/")
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _exec_process(chan, plan, console_fd, preserve_fds)
+            finally:
+                os._exit(code)
+        chan.send(ContainerCreated(pid=pid))
+        os._exit(0)
+    except BaseException as exc:
+        try:
+            if chan is not None:
+                msg = exc.message if isinstance(exc, Failure) else _one_line(exc)
+                chan.send(CreateFailed(message=f"exec: {msg}", exit_code=128))
+        finally:
+            os._exit(1)
+
+
+def _exec_process(chan: Channel, plan: ProcessPlan, console_fd: int, preserve_fds: int) -> int:
+    from messages.runtime import CgroupJoined, CreateFailed, InitReady
+
+    try:
+        os.setsid()
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
+            signal.signal(sig, signal.SIG_DFL)
+        msg = chan.recv()
+        if not isinstance(msg, CgroupJoined):
+            return 1
+        if console_fd >= 0:
+            setup_console(console_fd, plan.process.get("consoleSize"), mount_console=False)
+        argv, env, path = plan.finish([0, 1, 2, chan.fd], preserve_fds)
+    except Failure as exc:
+        _report(chan, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+        return 1
+    except BaseException as exc:
+        _report(chan, CreateFailed(message=_one_line(exc), exit_code=128))
+        return 1
+    chan.send(InitReady())
+    os.close(chan.fd)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    try:
+        os.execve(path, argv, env)
+    except OSError as exc:
+        _stderr(f"trioctr-runtime: exec {path}: {exc.strerror}")
+        return 127 if exc.errno == 2 else 126
+    return 1
+
+
+def cmd_exec(args, log: Log) -> int:
+    relay = None
+    try:
+        c = Container.load(args.root, args.id)
+        status = c.status()
+        if status in ("stopped", "paused"):
+            raise Failure(f"cannot exec in a {status} container")
+        process = exec_process_spec(c.config(), args)
+        if not args.detach:
+            # the process is our grandchild: be its reaper so that we can wait for it
+            sc.set_child_subreaper(True)
+            relay = SignalRelay()
+        pid = exec_in(c, c.config(), process, log, console_socket=args.console_socket,
+                      preserve_fds=args.preserve_fds)
+        if args.pid_file:
+            write_atomic(os.path.abspath(args.pid_file), str(pid).encode())
+    except Failure as exc:
+        if relay is not None:
+            relay.close()
+        if args.sync_fd is not None:
+            from messages.runtime import CreateFailed
+
+            send_sync(args.sync_fd, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+        if not args.detach and exc.exit_code in (126, 127):  # the command's exit code
+            log.error(exc.message)
+            return exc.exit_code
+        raise
+    if args.sync_fd is not None:
+        from messages.runtime import ContainerCreated
+
+        send_sync(args.sync_fd, ContainerCreated(pid=pid))
+    if args.detach:
+        return 0
+    try:
+        relay.attach(pid)
+        return wait_exit(pid)
+    finally:
+        relay.close()
+
+
+# ---------------------------------------------------------------------------
+# features
+# ---------------------------------------------------------------------------
+
+def features() -> dict:
+    """What this runtime implements (the OCI Features structure, as `runc
+    features`): fixed by the code, not by the host."""
+    from linux import caps as capmod
+    from linux import mounts
+    from linux import seccomp
+
+    try:
+        archs = seccomp.known_architectures()
+        libseccomp = seccomp.library_version()
+    except OSError:  # no libseccomp: no seccomp
+        archs, libseccomp = [], ""
+    annotations = {"org.trioctr.runtime.version": RUNTIME_VERSION}
+    if libseccomp:
+        annotations["io.github.seccomp.libseccomp.version"] = libseccomp
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": OCI_VERSION,
+        "hooks": list(HOOK_NAMES),
+        "mountOptions": sorted([*mounts.MOUNT_FLAGS, *mounts.PROPAGATION, "defaults"]),
+        "linux": {
+            "namespaces": sorted(k for k in NAMESPACES if k not in ("user", "time")),
+            "capabilities": list(capmod.CAPABILITIES),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": False},
+            "seccomp": {
+                "enabled": bool(archs),
+                "actions": sorted(seccomp.ACTIONS),
+                "operators": sorted(seccomp.OPERATORS),
+                "archs": archs,
+                "knownFlags": sorted(seccomp.FLAGS),
+                "supportedFlags": sorted(seccomp.FLAGS),
+            },
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+        },
+        "annotations": annotations,
+    }
+
+
+def cmd_features(args, log: Log) -> int:
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
     return 0
 
 
@@ -1566,7 +2313,14 @@ commands:
   list [--format table|json] [-q]  list containers
   ps [--format table|json] ID      pids in the container's cgroup
   pause ID | resume ID             freeze / thaw the container's cgroup
+  exec [--process FILE | COMMAND...] [--cwd DIR] [--env K=V]... [--user UID[:GID]]
+       [--additional-gids G]... [--cap CAP]... [--no-new-privs] [--tty]
+       [--console-socket PATH] [--pid-file FILE] [--detach] [--sync-fd N]
+       [--preserve-fds N] ID [COMMAND...]
+                                   run a process in the container's namespaces and
+                                   cgroup; without --detach, exit with its status
   spec [--bundle DIR]              write a default config.json
+  features                         print what this runtime implements (JSON)
 
 global options:
   --root DIR          state directory (default /run/trioctr/runtime)
@@ -1594,12 +2348,24 @@ _COMMANDS = {
     "ps": ({"--format": "format", "-f": "format"}, {}, ["id"]),
     "list": ({"--format": "format", "-f": "format"}, {"--quiet": "quiet", "-q": "quiet"}, []),
     "spec": ({"--bundle": "bundle", "-b": "bundle"}, {"--rootless": "rootless"}, []),
+    "exec": ({"--process": "process", "-p": "process", "--cwd": "cwd", "--env": "env",
+              "-e": "env", "--user": "user", "-u": "user", "--additional-gids": "additional_gids",
+              "-g": "additional_gids", "--cap": "cap", "-c": "cap", "--pid-file": "pid_file",
+              "--console-socket": "console_socket", "--sync-fd": "sync_fd",
+              "--preserve-fds": "preserve_fds"},
+             {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty",
+              "--no-new-privs": "no_new_privs"}, ["id", "args*"]),
+    "features": ({}, {}, []),
 }
+
+# flags that may be given more than once (a list)
+_REPEATED = {"env", "additional_gids", "cap"}
 
 _HANDLERS = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
     "kill": cmd_kill, "delete": cmd_delete, "pause": cmd_pause, "resume": cmd_resume,
-    "ps": cmd_ps, "list": cmd_list, "spec": cmd_spec,
+    "ps": cmd_ps, "list": cmd_list, "spec": cmd_spec, "exec": cmd_exec,
+    "features": cmd_features,
 }
 
 
@@ -1619,7 +2385,9 @@ def parse_args(argv: list[str]) -> Args:
                 bundle=None, pid_file=None, console_socket=None, sync_fd=None,
                 preserve_fds="0", no_pivot=False, no_new_keyring=False, detach=False,
                 keep=False, all=False, force=False, format="table", quiet=False,
-                rootless=False, id=None, signal="TERM", help=False)
+                rootless=False, id=None, signal="TERM", help=False, process=None, cwd=None,
+                env=[], user=None, additional_gids=[], cap=[], tty=False, no_new_privs=False,
+                args=[])
     globals_v = {"--root": "root", "--log": "log", "--log-format": "log_format"}
     globals_b = {"--debug": "debug", "--help": "help", "-h": "help"}
     i = 0
@@ -1662,7 +2430,11 @@ def parse_args(argv: list[str]) -> Args:
                 if i >= len(argv):
                     raise UsageError(f"flag {name} needs a value")
                 value = argv[i]
-            setattr(args, valued[name], value)
+            key = valued[name]
+            if key in _REPEATED:
+                setattr(args, key, [*getattr(args, key), value])
+            else:
+                setattr(args, key, value)
         elif not flags_done and arg in boolean:
             setattr(args, boolean[arg], True)
         elif not flags_done and arg in ("--help", "-h"):
@@ -1671,16 +2443,24 @@ def parse_args(argv: list[str]) -> Args:
             raise UsageError(f"{args.command}: unknown flag {arg}")
         else:
             pos.append(arg)
+            if positional and positional[-1].endswith("*") and len(pos) == len(positional) - 1:
+                # exec: what follows the ID is the command, flags and all
+                rest = argv[i + 1:]
+                pos.append(rest[1:] if rest[:1] == ["--"] else rest)
+                break
         i += 1
     if args.help:
         return args
-    required = [p for p in positional if not p.endswith("?")]
+    if positional and positional[-1].endswith("*"):
+        if len(pos) == len(positional) - 1:
+            pos.append([])
+    required = [p for p in positional if not p.endswith(("?", "*"))]
     if len(pos) < len(required):
         raise UsageError(f"{args.command}: missing {' and '.join(p.upper() for p in required)}")
     if len(pos) > len(positional):
         raise UsageError(f"{args.command}: unexpected argument {pos[len(positional)]!r}")
     for name, value in zip(positional, pos):
-        setattr(args, name.rstrip("?"), value)
+        setattr(args, name.rstrip("?*"), value)
     if args.log_format not in ("text", "json"):
         raise UsageError(f"--log-format must be text or json, not {args.log_format!r}")
     if args.format not in ("table", "json"):

@@ -194,8 +194,9 @@ class JsonLogWriter:
 
 
 # -- start: detach and report readiness -------------------------------------
-def cmd_start(shim_dir: str) -> int:
-    """Fork the shim proper; wait until its socket listens; print it."""
+def spawn_detached(shim_dir: str) -> tuple[bool, str]:
+    """Fork the shim proper for ``shim_dir``; wait until its socket listens.
+    Returns (True, socket path) or (False, one-line error)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -222,10 +223,36 @@ def cmd_start(shim_dir: str) -> int:
     os.close(r)
     text = msg.decode(errors="replace").strip()
     if text.startswith("ready"):
-        print(os.path.join(shim_dir, SOCKET))
-        return 0
-    print(text or "error: shim exited before it was ready", file=sys.stderr)
-    return 1
+        return True, os.path.join(shim_dir, SOCKET)
+    return False, (text or "error: shim exited before it was ready").splitlines()[-1]
+
+
+def cmd_start(shim_dir: str) -> int:
+    ok, text = spawn_detached(shim_dir)
+    print(text, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_zygote() -> int:
+    """A shim factory with everything already imported (trio, the wire, this
+    module): it reads shim directories on stdin, one per line, and for each
+    forks a detached shim, answering ``ok <socket>`` or ``error <text>`` on a
+    line of stdout.  Spawning a shim then costs a fork, not an interpreter
+    start-up.  It dies with its parent, the supervisor; the shims do not."""
+    from linux import syscalls as sc
+
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        return 1
+    for line in sys.stdin.buffer:
+        shim_dir = line.decode(errors="replace").strip()
+        if not shim_dir or not os.path.isabs(shim_dir) or not os.path.isdir(shim_dir):
+            ok, text = False, f"error: not a shim directory: {shim_dir!r}"
+        else:
+            ok, text = spawn_detached(shim_dir)
+        sys.stdout.buffer.write(f"{'ok' if ok else 'error'} {text}\n".encode())
+        sys.stdout.buffer.flush()
+    return 0
 
 
 def _become_shim(shim_dir: str, ready_fd: int) -> None:
@@ -660,7 +687,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "start":
         return cmd_start(os.path.abspath(argv[1]))
-    print("usage: python -m actors.shim start SHIM_DIR", file=sys.stderr)
+    if argv == ["zygote"]:
+        return cmd_zygote()
+    print("usage: python -m actors.shim start SHIM_DIR | zygote", file=sys.stderr)
     return 2
 
 

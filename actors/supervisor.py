@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 
 import attrs
@@ -89,6 +90,7 @@ class Supervisor:
         self.daemon: Link | None = None
         self._nursery: trio.Nursery | None = None
         self._early_events: list = []
+        self.zygote = ShimZygote()
         os.makedirs(self.shims_dir, exist_ok=True)
         os.makedirs(self.runtime_root, exist_ok=True)
 
@@ -96,6 +98,7 @@ class Supervisor:
     async def run(self, daemon_stream: trio.abc.Stream) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._warm_zygote)
             for ev in await self.adopt_all():
                 await self._to_daemon(ev)
             link = Link(daemon_stream, role="supervisor", name="daemon")
@@ -108,6 +111,13 @@ class Supervisor:
             why = await self.daemon.serve(self)
             log.info("daemon link ended (%s): exiting, shims live on", why)
             nursery.cancel_scope.cancel()
+
+    async def _warm_zygote(self) -> None:
+        try:
+            async with self.zygote._lock:
+                await self.zygote._ensure()
+        except OSError as exc:
+            log.warning("shim zygote did not start: %s", exc)
 
     async def _to_daemon(self, event) -> None:
         if self.daemon is None:
@@ -288,13 +298,7 @@ class Supervisor:
                    "rootfs": [{"type": m.type, "source": m.source, "options": list(m.options)}
                               for m in msg.rootfs]}
             shimmod.atomic_write(os.path.join(d, shimmod.SHIM_JSON), json.dumps(cfg).encode())
-            proc = await trio.run_process(
-                [sys.executable, "-m", "actors.shim", "start", d],
-                capture_stdout=True, capture_stderr=True, check=False, env=_child_env())
-            if proc.returncode != 0:
-                err = proc.stderr.decode(errors="replace").strip().splitlines()
-                raise RemoteError(ErrorCode.INTERNAL,
-                                  f"failed to start shim: {err[-1] if err else proc.returncode}")
+            await self.zygote.spawn(d)
             handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
                                                role="supervisor", name=f"shim {cid[:12]}")
             assert self._nursery is not None
@@ -352,6 +356,71 @@ class Supervisor:
                 if handle.info:
                     tasks.append(handle.info)
         return sup.TaskList(tasks=tasks)
+
+
+class ShimZygote:
+    """The supervisor's shim factory (``python -m actors.shim zygote``), a
+    child process kept warm; restarted when it dies.  If it cannot run, shims
+    are started the slow way (``python -m actors.shim start DIR``)."""
+
+    def __init__(self) -> None:
+        self.proc: trio.Process | None = None
+        self._buf = b""
+        self._lock = trio.Lock()
+
+    async def _ensure(self) -> trio.Process:
+        if self.proc is None or self.proc.returncode is not None:
+            self._buf = b""
+            self.proc = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "actors.shim", "zygote"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, env=_child_env())
+        return self.proc
+
+    async def _readline(self, proc: trio.Process) -> str:
+        assert proc.stdout is not None
+        while b"\n" not in self._buf:
+            data = await proc.stdout.receive_some(4096)
+            if not data:
+                raise trio.BrokenResourceError("zygote exited")
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    async def spawn(self, shim_dir: str) -> str:
+        async with self._lock:
+            for attempt in range(2):
+                try:
+                    proc = await self._ensure()
+                    assert proc.stdin is not None
+                    await proc.stdin.send_all(shim_dir.encode() + b"\n")
+                    with trio.fail_after(30):
+                        line = await self._readline(proc)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError,
+                        trio.TooSlowError) as exc:
+                    log.warning("shim zygote failed (%s); restarting it", exc)
+                    await self.aclose()
+                    continue
+                word, _, text = line.partition(" ")
+                if word == "ok":
+                    return text
+                raise RemoteError(ErrorCode.INTERNAL, f"failed to start shim: {text}")
+        # the zygote cannot run: start the shim the slow way
+        proc = await trio.run_process([sys.executable, "-m", "actors.shim", "start", shim_dir],
+                                      capture_stdout=True, capture_stderr=True, check=False,
+                                      env=_child_env())
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise RemoteError(ErrorCode.INTERNAL,
+                              f"failed to start shim: {err[-1] if err else proc.returncode}")
+        return proc.stdout.decode().strip()
+
+    async def aclose(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with trio.CancelScope(shield=True):
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
 
 
 def _now_ns() -> int:
