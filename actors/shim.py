@@ -430,14 +430,21 @@ class ShimService:
         if self.cfg.runtime:
             base = [self.cfg.runtime]
         else:
-            base = [sys.executable, "-m", "actors.runtime"]
+            # -S: no site processing (.pth files, editable finders) at each of
+            # the runtime's start-ups; _runtime_env puts site-packages on the path
+            base = [sys.executable, "-S", "-m", "actors.runtime"]
         return [*base, "--root", self.cfg.runtime_root, "--log", log_file,
                 "--log-format", "json", *args]
 
     def _runtime_env(self) -> dict[str, str]:
+        import site
+
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        paths = [root, *site.getsitepackages()]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
 
     async def _run_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None,
