@@ -29,6 +29,7 @@ a plain JSON error as dockerd does; later errors are the stream's last line,
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from typing import Any, AsyncIterator, Callable, Iterable
@@ -39,7 +40,7 @@ from oci import distribution
 from oci.errors import OCIError
 from oci.registry import Aborted, RegistryClient, decode_registry_auth
 
-__all__ = ["pull", "push", "start", "registry_auth", "pull_reference", "ErrorMessage"]
+__all__ = ["pull", "push", "login", "start", "registry_auth", "pull_reference", "ErrorMessage"]
 
 CHANNEL_SIZE = 64
 
@@ -183,11 +184,22 @@ async def push(store: Any, ref: str, auth: dict | None = None, *,
             yield msg
 
 
-async def start(messages: AsyncIterator[dict]) -> AsyncIterator[bytes]:
+async def login(auth: dict | None, *, insecure: Iterable[str] = (),
+                client_options: dict | None = None) -> dict:
+    """``POST /auth``: ``{"Status": "Login Succeeded", "IdentityToken": ""}`` or a
+    ``RegistryError`` (HTTP 401 for wrong credentials)."""
+    return await trio.to_thread.run_sync(functools.partial(
+        distribution.login, auth, insecure=list(insecure or ()), **(client_options or {})))
+
+
+async def start(messages: AsyncIterator[dict],
+                on_message: Callable[[dict], None] | None = None) -> AsyncIterator[bytes]:
     """Wait for the first message of ``pull``/``push``.  If it is an error, close
     the operation and raise its exception (the handler answers a plain JSON
     error with its ``http_status``).  Else return the stream as JSON lines
-    (``\\r\\n``-terminated, as dockerd writes them) for a ``StreamResponse``."""
+    (``\\r\\n``-terminated, as dockerd writes them) for a ``StreamResponse``.
+    ``on_message(msg)`` sees every message as it goes (e.g. to publish the
+    ``pull`` event on ``Status: ...``, or the ``push`` event on ``aux``)."""
     it = messages.__aiter__()
     try:
         first = await it.__anext__()
@@ -200,8 +212,12 @@ async def start(messages: AsyncIterator[dict]) -> AsyncIterator[bytes]:
     async def lines() -> AsyncIterator[bytes]:
         try:
             if first is not None:
+                if on_message:
+                    on_message(first)
                 yield (json.dumps(first) + "\r\n").encode()
             async for msg in it:
+                if on_message:
+                    on_message(msg)
                 yield (json.dumps(msg) + "\r\n").encode()
         finally:
             await it.aclose()  # type: ignore[attr-defined]

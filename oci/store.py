@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform as _platform
@@ -55,7 +56,7 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import attrs
 
@@ -229,6 +230,104 @@ class _Tee:
 
     def digest(self) -> str:
         return self._hr.digest()
+
+
+class _CountingReader:
+    """Reader that reports the bytes read so far to ``progress(n)``."""
+
+    def __init__(self, src: BinaryIO, progress: Callable[[int], None]):
+        self._src = src
+        self._progress = progress
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._src.read(n)
+        if b:
+            self.count += len(b)
+            self._progress(self.count)
+        return b
+
+
+class BlobWriter:
+    """A blob being written into the content store (``ImageStore.blob_writer``).
+
+    Bytes go to a temp file in ``blobs/sha256`` and are hashed on the way;
+    ``commit()`` checks the size and digest announced (if any), fsyncs and renames
+    into place.  Anything else (``abort()``, leaving the ``with`` block without
+    ``commit()``, a mismatch) removes the temp file: nothing is left behind.
+    ``reset()`` starts over (a download whose resume was refused); ``offset`` is
+    what has been written (where a ``Range`` resume starts)."""
+
+    def __init__(self, store: "ImageStore", expected_digest: str | None,
+                 expected_size: int | None):
+        if expected_digest is not None:
+            validate_digest(expected_digest)
+        self._store = store
+        self.expected_digest = expected_digest
+        self.expected_size = expected_size
+        fd, self._tmp = tempfile.mkstemp(dir=store.blobs_dir, prefix=".tmp-")
+        self._f = os.fdopen(fd, "wb")
+        self._h = hashlib.sha256()
+        self.offset = 0
+        self.digest: str | None = None
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        if self._done:
+            raise ValueError("blob writer is closed")
+        if self.expected_size is not None and self.offset + len(data) > self.expected_size:
+            raise DigestMismatch(f"size mismatch: expected {self.expected_size} bytes, "
+                                 f"got more than that")
+        self._f.write(data)
+        self._h.update(data)
+        self.offset += len(data)
+
+    def current_digest(self) -> str:
+        """The digest of what has been written so far."""
+        return f"{SHA256}:{self._h.hexdigest()}"
+
+    def reset(self) -> None:
+        self._f.seek(0)
+        self._f.truncate()
+        self._h = hashlib.sha256()
+        self.offset = 0
+
+    def commit(self) -> str:
+        """Verify and store; return the digest.  ``DigestMismatch`` on a wrong
+        size or digest (and the temp file is gone)."""
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            digest = f"{SHA256}:{self._h.hexdigest()}"
+            if self.expected_size is not None and self.offset != self.expected_size:
+                raise DigestMismatch(f"size mismatch: expected {self.expected_size} bytes, "
+                                     f"got {self.offset}")
+            if self.expected_digest is not None and digest != self.expected_digest:
+                raise DigestMismatch(
+                    f"digest mismatch: expected {self.expected_digest}, got {digest}")
+            self._store._commit_blob(self._tmp, digest)
+            self.digest = digest
+            self._done = True
+            return digest
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._f.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> "BlobWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.abort()
 
 
 # --------------------------------------------------------------------------- model
@@ -464,6 +563,12 @@ class ImageStore:
                         _, trash = self._collect_locked()
             self._empty_trash(trash)
 
+    def lease(self) -> contextlib.AbstractContextManager[None]:
+        """Hold while a multi-step import (a pull) is in flight: blobs and layers
+        written under it are not garbage-collected before they are registered
+        (``gc()`` waits, ``remove()`` defers its deletions to the lease's end)."""
+        return self._lease()
+
     @staticmethod
     def _empty_trash(trash: list[str]) -> None:
         """Remove layer trees already renamed out of the way (outside the lock)."""
@@ -503,6 +608,18 @@ class ImageStore:
             validate_digest(expected_digest)
         with self._lease():
             return self._put_blob(src, expected_digest)
+
+    @contextlib.contextmanager
+    def blob_writer(self, expected_digest: str | None = None,
+                    expected_size: int | None = None) -> Iterator[BlobWriter]:
+        """``with store.blob_writer(digest, size) as w: w.write(...); w.commit()``:
+        a streamed, verified write (see ``BlobWriter``), under a lease."""
+        with self._lease():
+            w = BlobWriter(self, expected_digest, expected_size)
+            try:
+                yield w
+            finally:
+                w.abort()
 
     def _put_blob(self, src: bytes | BinaryIO, expected: str | None) -> tuple[str, int]:
         fd, tmp = tempfile.mkstemp(dir=self.blobs_dir, prefix=".tmp-")
@@ -564,6 +681,47 @@ class ImageStore:
     def layer_dir(self, chain: str) -> str:
         """The ``fs`` directory of a layer."""
         return os.path.join(self._layer_path(chain), "fs")
+
+    def ensure_layer(self, parent: str | None, diff_id: str, blob: str,
+                     media_type: str | None = None,
+                     progress: Callable[[int], None] | None = None) -> str:
+        """Unpack the stored ``blob`` as the layer ``diff_id`` on top of the layer
+        ``parent`` (a chain id, None for a base layer) unless that layer exists;
+        return its chain id.  The diff_id is verified.  ``progress(n)`` gets the
+        blob bytes consumed so far.  Hold ``lease()`` until the image using it is
+        registered (``add_image``), or a ``gc()`` may take it back."""
+        validate_digest(diff_id)
+        chain = chain_id(parent, diff_id)
+        with self._lease():
+            if self.has_layer(chain):
+                return chain
+            if parent is not None and not self.has_layer(parent):
+                raise LayerNotFound(f"layer {parent} not found")
+            with self.open_blob(blob) as f:
+                src: Any = _CountingReader(f, progress) if progress else f
+                self._create_layer(src, parent, diff_id, (blob, media_type))
+        return chain
+
+    def discard(self, blobs: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
+        """Delete these blobs and layers if no image references them (what a
+        failed pull wrote).  While another import holds a lease, this is left to
+        the end of the last lease (a collection of all unreferenced content)."""
+        trash: list[str] = []
+        with self._lock:
+            if self._leases:
+                self._gc_pending = True
+                return
+            used_layers, used_blobs = self._referenced_locked()
+            for chain in reversed(list(layers)):
+                if chain not in used_layers:
+                    t = self._delete_layer_locked(chain)
+                    if t:
+                        trash.append(t)
+            for b in blobs:
+                if is_digest(b) and b not in used_blobs:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.blob_path(b))
+        self._empty_trash(trash)
 
     def _create_layer(self, src: BinaryIO, parent: str | None,
                       expected_diff_id: str | None, blob: tuple[str, str | None] | None
@@ -734,6 +892,21 @@ class ImageStore:
         imgs.sort(key=lambda im: (parse_rfc3339_ns(im.created), im.id), reverse=True)
         return imgs
 
+    def image_record(self, ref_or_id: str) -> dict:
+        """The stored record of an image (a copy): ``{"id", "layers": [{"chain_id",
+        "diff_id", "blob", "media_type"}], "parent", "last_tag_time", "manifests"}``.
+        A layer whose record has no blob gets the one of the unpacked layer, if any
+        (for push)."""
+        with self._lock:
+            rec = self._records[self._resolve_locked(ref_or_id)]
+            out = copy.deepcopy(rec.to_json())
+        for layer in out["layers"]:
+            if not layer.get("blob"):
+                with contextlib.suppress(LayerNotFound):
+                    meta = self.layer_meta(layer["chain_id"])
+                    layer["blob"], layer["media_type"] = meta.get("blob"), meta.get("media_type")
+        return out
+
     def layer_dirs(self, image: Image | str) -> list[str]:
         """The image's unpacked layer ``fs`` dirs, **bottom (base) layer first**.
         overlayfs wants the reverse: ``lowerdir=":".join(reversed(dirs))``
@@ -890,7 +1063,8 @@ class ImageStore:
 
     def add_image(self, config: bytes, layer_blobs: Sequence[str | None], *,
                   refs: Iterable[str] = (), manifest: str | None = None,
-                  media_types: Sequence[str | None] | None = None) -> Image:
+                  media_types: Sequence[str | None] | None = None,
+                  manifests: Sequence[str] = ()) -> Image:
         """Register an image whose config and layer blobs are already in the
         content store (``put_blob``), e.g. from ``docker load`` or a pull.
 
@@ -898,7 +1072,9 @@ class ImageStore:
         compression); a layer already unpacked (same chain id) is reused and its
         blob may then be None.  Each unpacked layer's diff_id is verified against
         the config.  ``manifest``, if given, is the digest of a stored manifest
-        blob; with a named ``ref`` it also gives a ``name@digest`` RepoDigest."""
+        blob; with a named ``ref`` it also gives a ``name@digest`` RepoDigest.
+        ``manifests``: more stored manifest (or index) blobs the image keeps (not
+        RepoDigests), e.g. the platform manifest of a pull by index."""
         try:
             cfg = json.loads(config)
             diff_ids = list(cfg["rootfs"]["diff_ids"])
@@ -908,8 +1084,12 @@ class ImageStore:
             raise InvalidArgument(
                 f"image config has {len(diff_ids)} layers, {len(layer_blobs)} blobs given")
         named = [normalize_tagged(r) for r in refs]
-        if manifest is not None:
-            validate_digest(manifest)
+        keep = [manifest] if manifest is not None else []
+        for m in manifests:
+            if m not in keep:
+                keep.append(m)
+        for m in keep:
+            validate_digest(m)
         with self._lease():
             layers = []
             parent = None
@@ -932,8 +1112,7 @@ class ImageStore:
                 for layer in layers:
                     if not os.path.isdir(self._layer_path(layer["chain_id"])):
                         raise LayerNotFound(f"layer {layer['chain_id']} vanished")
-                image_id = self._register_locked(config, layers, allrefs,
-                                                 manifests=[manifest] if manifest else [])
+                image_id = self._register_locked(config, layers, allrefs, manifests=keep)
                 return self._image_locked(image_id)
 
     # ------------------------------------------------------------------ removal
