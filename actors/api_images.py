@@ -1,5 +1,5 @@
-"""Image routes of the Docker Engine API (import, list, inspect, tag, remove;
-pull, push, save and load answer 501 until the registry side lands)."""
+"""Image routes of the Docker Engine API: import, pull, push, auth, list,
+inspect, tag, remove (save, load, history and prune answer 501 for now)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tempfile
 
 import trio
 
-from .http import HTTPError, Response, json_response
+from .http import HTTPError, Response, StreamResponse, json_response
 
 
 def add_routes(r, daemon) -> None:
@@ -18,9 +18,21 @@ def add_routes(r, daemon) -> None:
         if from_src is None and not from_image:
             raise HTTPError(400, "fromImage or fromSrc is required")
         if from_image:
-            ref = from_image + (":" + req.q("tag") if req.q("tag") and "@" not in from_image and ":" not in from_image.rsplit("/", 1)[-1] else "")
-            raise HTTPError(501, f"cannot pull {ref}: pulling from a registry is not implemented yet "
-                                 "(make an image with 'trioctr import')")
+            from . import images_pull
+
+            auth = images_pull.registry_auth(req.headers.get("x-registry-auth"))
+            ref = images_pull.pull_reference(from_image, req.q("tag"))
+            cfg = daemon.config
+
+            def on_message(msg: dict) -> None:
+                if str(msg.get("status", "")).startswith("Status: "):
+                    daemon.events.publish("image", "pull", _familiar(ref), {"name": _familiar(ref)})
+
+            chunks = await images_pull.start(
+                images_pull.pull(daemon.images, ref, platform=req.q("platform") or None, auth=auth,
+                                 insecure=cfg.insecure_registries, mirrors=cfg.registry_mirrors),
+                on_message=on_message)
+            return StreamResponse(chunks, 200, "application/json")
         if from_src != "-":
             raise HTTPError(400, "importing from a URL is not supported: send the tar in the body (fromSrc=-)")
         repo = req.q("repo") or ""
@@ -102,13 +114,36 @@ def add_routes(r, daemon) -> None:
     r.add("POST", "/images/{name}/tag", images_tag)
 
 
+    async def images_push(req):
+        from . import images_pull
+
+        name = req.params["name"]
+        auth = images_pull.registry_auth(req.headers.get("x-registry-auth"))
+        ref = name if not req.q("tag") else f"{name}:{req.q('tag')}"
+        chunks = await images_pull.start(images_pull.push(
+            daemon.images, ref, auth, insecure=daemon.config.insecure_registries))
+        daemon.events.publish("image", "push", _familiar(ref), {"name": _familiar(ref)})
+        return StreamResponse(chunks, 200, "application/json")
+
+    r.add("POST", "/images/{name}/push", images_push)
+
+    async def auth_route(req):
+        from . import images_pull
+
+        body = await req.json(allow_empty=False)
+        if not isinstance(body, dict):
+            raise HTTPError(400, "invalid JSON: the body must be an AuthConfig object")
+        return json_response(await images_pull.login(body, insecure=daemon.config.insecure_registries))
+
+    r.add("POST", "/auth", auth_route)
+
     async def not_yet(req):
         raise HTTPError(501, f"{req.method} {req.path}: not implemented in trioctr yet")
 
-    for method, pattern in (("POST", "/images/{name}/push"), ("GET", "/images/{name}/get"),
+    for method, pattern in (("GET", "/images/{name}/get"),
                             ("GET", "/images/get"), ("POST", "/images/load"),
                             ("GET", "/images/{name}/history"), ("POST", "/images/prune"),
-                            ("POST", "/auth"), ("GET", "/images/search")):
+                            ("GET", "/images/search")):
         r.add(method, pattern, not_yet)
 
 

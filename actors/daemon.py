@@ -51,6 +51,9 @@ class Config:
     runtimes: dict[str, str] = attrs.field(factory=dict)
     default_runtime: str = "trioctr"
     socket_mode: int = 0o660
+    # registries reached over plain HTTP besides localhost and 127.0.0.0/8 (host[:port] or CIDR)
+    insecure_registries: list[str] = attrs.field(factory=list)
+    registry_mirrors: list[str] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.root = os.path.abspath(self.root)
@@ -344,6 +347,10 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--add-runtime", action="append", default=[], metavar="NAME=PATH",
                    help="register an OCI runtime")
     p.add_argument("--default-runtime", default="trioctr")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   help="allow plain HTTP to this registry")
+    p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
+                   help="preferred Docker registry mirror")
     p.add_argument("-l", "--log-level", default="info",
                    choices=["debug", "info", "warn", "error", "fatal"])
     args = p.parse_args(argv)
@@ -362,7 +369,8 @@ def parse_args(argv: list[str] | None) -> Config:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return Config(root=args.root, exec_root=args.exec_root, host=host,
                   cgroup_parent=args.cgroup_parent, runtimes=runtimes,
-                  default_runtime=args.default_runtime)
+                  default_runtime=args.default_runtime,
+                  insecure_registries=args.insecure_registry, registry_mirrors=args.registry_mirror)
 
 
 async def amain(config: Config) -> None:

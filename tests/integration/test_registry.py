@@ -1,0 +1,61 @@
+"""The daemon against a real registry (Debian's docker-registry on 127.0.0.1):
+push, then `run` of an image that is not local pulls it first."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+
+import pytest
+
+from tests.images import registry_env as renv
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    if not (os.access(renv.REGISTRY_BIN, os.X_OK)):
+        pytest.skip("needs /usr/bin/docker-registry (scripts/install.sh --test)")
+    r = renv.Registry(str(tmp_path_factory.mktemp("registry"))).start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def test_push_then_run_pulls_the_missing_image(engine, registry):
+    ref = f"127.0.0.1:{registry.port}/trioctr/bb:v1"
+    status, _ = engine.request("POST", "/images/busybox:latest/tag?" + urllib.parse.urlencode(
+        {"repo": ref.rsplit(":", 1)[0], "tag": "v1"}))
+    assert status == 201
+    status, body = engine.request("POST", f"/images/{urllib.parse.quote(ref, safe='')}/push")
+    assert status == 200, body
+    lines = body if isinstance(body, list) else [json.loads(x) for x in body.decode().splitlines() if x.strip()] \
+        if isinstance(body, bytes) else [body]
+    assert not any("error" in m for m in lines), lines
+    res = engine.cli("rmi", ref)
+    assert res.returncode == 0, res.stderr
+    # not local any more: run pulls it, as docker does
+    res = engine.cli("run", "--rm", ref, "echo", "pulled and ran")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"pulled and ran\n"
+    assert f"Unable to find image '{ref}' locally" in res.stderr.decode()
+    images = engine.cli("images").stdout.decode()
+    assert f"127.0.0.1:{registry.port}/trioctr/bb" in images
+    info = json.loads(engine.cli("inspect", "--type", "image", ref).stdout)[0]
+    assert any(d.startswith(f"127.0.0.1:{registry.port}/trioctr/bb@sha256:") for d in info["RepoDigests"])
+    # a second pull finds it up to date
+    res = engine.cli("pull", ref)
+    assert res.returncode == 0 and b"Image is up to date" in res.stdout, res.stdout + res.stderr
+
+
+def test_pull_errors_are_dockers(engine, registry):
+    res = engine.cli("pull", f"127.0.0.1:{registry.port}/trioctr/nosuch:v1")
+    assert res.returncode == 1
+    assert "manifest unknown" in res.stderr.decode() or "not found" in res.stderr.decode()
+    res = engine.cli("run", "--rm", f"127.0.0.1:{registry.port}/trioctr/nosuch:v1", "true")
+    assert res.returncode == 125
+    before = engine.cli("images", "-q").stdout
+    assert engine.cli("images", "-q").stdout == before
