@@ -25,6 +25,11 @@ _SPECS = {
                                   "Set platform if server is multi-platform capable"),
                              Flag("quiet", "q", "bool", "Suppress verbose output"),
                          ], args=("exact", 1)),
+    "push": lambda: Spec("push", "push [OPTIONS] NAME[:TAG]",
+                         "Upload an image to a registry", [
+                             Flag("all-tags", "a", "bool", "Push all tags of an image to the repository"),
+                             Flag("quiet", "q", "bool", "Suppress verbose output"),
+                         ], args=("exact", 1)),
     "import": lambda: Spec("import", "import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                            "Import the contents from a tarball to create a filesystem image", [
                                Flag("change", "c", "list",
@@ -130,6 +135,40 @@ def cmd_pull(ctx, opts, args):
             sys.stdout.flush()
     pull_image(ctx, image, None if opts["quiet"] else sys.stdout, opts["platform"])
     ctx.out(reference.normalize(image) + "\n")
+    return 0
+
+
+def cmd_push(ctx, opts, args):
+    """POST /images/{name}/push?tag=; progress like pull's."""
+    from cli import reference
+    from cli.client import APIError
+    image = args[0]
+    try:
+        reference.validate(image)
+    except reference.InvalidReference as e:
+        raise CLIError(str(e)) from None
+    name, tag, digest = reference.split(image)
+    if digest is not None:
+        raise CLIError("invalid reference format: push takes NAME[:TAG], not a digest")
+    if tag is None and not opts["all-tags"]:
+        if not opts["quiet"]:
+            ctx.out("Using default tag: latest\n")
+            sys.stdout.flush()
+        tag = "latest"
+    q = {"tag": tag} if tag else {}
+    try:
+        resp = ctx.client.request("POST", "/images/%s/push" % _q(reference.normalize_name(name)), q,
+                                  headers={"X-Registry-Auth": "e30="})
+    except APIError as e:
+        raise CLIError(str(e)) from None
+    try:
+        display_messages(resp.iter_json(), None if opts["quiet"] else sys.stdout)
+    except StreamFailed as e:
+        raise CLIError(str(e)) from None
+    finally:
+        resp.close()
+    if opts["quiet"]:
+        ctx.out(reference.normalize(image) + "\n")
     return 0
 
 

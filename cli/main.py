@@ -28,6 +28,7 @@ COMMANDS = {
     "port": ("cli.containers", "List port mappings or a specific mapping for the container"),
     "ps": ("cli.containers", "List containers"),
     "pull": ("cli.images", "Download an image from a registry"),
+    "push": ("cli.images", "Upload an image to a registry"),
     "rename": ("cli.containers", "Rename a container"),
     "restart": ("cli.containers", "Restart one or more containers"),
     "rm": ("cli.containers", "Remove one or more containers"),
@@ -54,7 +55,7 @@ MANAGEMENT = {
         "wait": "wait"}),
     "image": ("Manage images", {
         "import": "import", "inspect": "inspect", "ls": "images", "list": "images",
-        "pull": "pull", "rm": "rmi", "remove": "rmi", "tag": "tag"}),
+        "pull": "pull", "push": "push", "rm": "rmi", "remove": "rmi", "tag": "tag"}),
     "system": ("Manage trioctr", {"events": "events", "info": "info"}),
 }
 

@@ -188,7 +188,7 @@ def test_every_command_parses_its_documented_flags():
         "attach": (["--no-stdin", "--sig-proxy=false", "c"], {"no_stdin": True, "sig_proxy": False}),
         "create": (["--name", "n", "-it", "busybox"], {"name": "n", "tty": True}),
         "pause": (["a"], {}), "unpause": (["a"], {}), "rename": (["a", "b"], {}),
-        "tag": (["a", "b"], {}), "top": (["a"], {}), "port": (["a", "80"], {}),
+        "tag": (["a", "b"], {}), "push": (["-q", "a:b"], {"quiet": True}), "top": (["a"], {}), "port": (["a", "80"], {}),
         "ps": (["-l", "-s"], {"latest": True, "size": True}),
         "run": (["--rm", "--runtime", "runc", "--network", "host", "--restart", "always",
                  "--entrypoint", "", "-w", "/w", "-u", "1:2", "busybox"],
