@@ -3,9 +3,10 @@
     python3 -m actors.runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
 
 Commands (runc-compatible subset): create, start, state, kill, delete, run,
-list, ps, pause, resume, spec.  One process per command; it must start fast,
-so this module does not import trio and keeps its imports to the standard
-library, ``linux/`` (the kernel boundary) and, lazily, ``messages/``.
+exec, list, ps, pause, resume, spec, features.  One process per command; it
+must start fast, so this module does not import trio and keeps its imports
+to the standard library, ``linux/`` (the kernel boundary) and, lazily,
+``messages/``.
 
 Theory of operation of ``create`` (as runc):
 
@@ -13,27 +14,43 @@ Theory of operation of ``create`` (as runc):
     validate config.json
     mkdir ROOT/ID, exec.fifo
     cgroup: create + limits
+    [console socket: connect]
     socketpair, fork ----->  unshare(NEWPID) / setns
-                             fork ------------------> open exec.fifo O_PATH
+                             fork ------------------> open exec.fifo O_PATH, setsid
                   <--------- ContainerCreated(pid)    wait for CgroupJoined
     waitpid(intermediate)    exit
     cgroup.procs <- pid
     oom_score_adj
     CgroupJoined ---------------------------------->  setns / unshare namespaces,
-                                                      mounts, devices, pivot_root,
-                                                      hostname, sysctl, masks, rlimits,
-                                                      user, capabilities, cwd,
+                                                      mounts, devices
+                  <---------------------------------  [RunCreateRuntimeHooks]
+    [prestart, createRuntime hooks]
+    [HooksDone] ----------------------------------->  [createContainer hooks]
+                                                      pivot_root, [console: pty master
+                                                      to the socket, slave = ctty and
+                                                      stdio], hostname, sysctl, masks,
+                                                      rlimits, user, capabilities, cwd,
                                                       resolve the command
                   <---------------------------------  InitReady | CreateFailed
     state.json, --pid-file,
     --sync-fd reply, exit 0                           open exec.fifo O_WRONLY (blocks)
-    start: open + read exec.fifo -----------------> write "0", close fds, execve
+    start: open + read exec.fifo -----------------> write "0", [startContainer hooks],
+    read to EOF (the init's end closes on exec,       execve (or write why not, exit)
+    or carries why it failed)
+    [poststart hooks]
+
+``exec`` joins a running container: an intermediate enters the init's
+namespaces (/proc/INIT/ns/*: user, ipc, uts, net, pid, cgroup, mnt) and
+chroots into /proc/INIT/root, forks the process (in the pid namespace), and
+the parent puts it into the container's cgroup before it finishes the same
+process setup as the init (``ProcessPlan``) and execs (see ``exec_in``).
+``delete`` runs the poststop hooks once the container is gone.
 
 Messages on the socketpair are msgpack envelopes of ``messages.runtime``
 classes (``ContainerCreated`` from the intermediate carries the init's host
 pid).  The init is reparented to the caller's nearest child subreaper when
-the intermediate exits: the caller of ``create`` must be one (the shim is;
-``run`` makes the runtime itself one).
+the intermediate exits: the caller of ``create`` (and of ``exec --detach``)
+must be one (the shim is; ``run`` and ``exec`` make the runtime itself one).
 
 Status is derived, never stored: the init is alive (same pid *and* same start
 time) and exec.fifo exists -> created; alive and no fifo -> running; its
@@ -71,12 +88,7 @@ NAMESPACES = {
     "time": sc.CLONE_NEWTIME,
 }
 
-RLIMITS = {
-    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
-    "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
-    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
-    "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
-}
+RLIMITS = {name: number for number, name in enumerate(sc.RLIMIT_NAMES)}
 
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
@@ -964,33 +976,10 @@ def run_hook(hook: dict, state: bytes) -> str:
 
 
 def _hook_messages():
-    """The two init <-> parent messages of the createRuntime step:
-    ``RunCreateRuntimeHooks`` (init -> parent: namespaces and mounts are
-    ready, pivot_root is next) and ``HooksDone`` (parent -> init: go on).
-    They belong in messages/runtime.py, which this module does not own:
-    until they are there, they are defined (and registered) here, once."""
-    from messages import runtime as mrt
+    """The two init <-> parent messages of the createRuntime step."""
+    from messages.runtime import HooksDone, RunCreateRuntimeHooks
 
-    if not hasattr(mrt, "RunCreateRuntimeHooks"):
-        from typing import ClassVar
-
-        import attrs
-
-        from messages.base import message
-
-        @message
-        @attrs.frozen(kw_only=True)
-        class RunCreateRuntimeHooks:
-            TYPE: ClassVar[str] = "rt.hooks"
-
-        @message
-        @attrs.frozen(kw_only=True)
-        class HooksDone:
-            TYPE: ClassVar[str] = "rt.hooksdone"
-
-        mrt.RunCreateRuntimeHooks = RunCreateRuntimeHooks
-        mrt.HooksDone = HooksDone
-    return mrt.RunCreateRuntimeHooks, mrt.HooksDone
+    return RunCreateRuntimeHooks, HooksDone
 
 
 # ---------------------------------------------------------------------------
@@ -1215,19 +1204,13 @@ def _undo_create(cdir: str, init_pid: int, cgroup) -> None:
     import shutil
 
     if init_pid:
-        try:
-            os.kill(init_pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_quietly(init_pid)
     if cgroup is not None:
         deadline = time.monotonic() + 10
         try:
             while cgroup.exists() and cgroup.pids() and time.monotonic() < deadline:
                 for pid in cgroup.pids():
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                    _kill_quietly(pid)
                 time.sleep(0.002)
             cgroup.remove()
         except OSError:
@@ -1247,10 +1230,29 @@ def _ns_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
     return flags, join
 
 
+def _expect(msg, want: type, otherwise: str):
+    """A child's reply: the ``want`` message, or the Failure its CreateFailed
+    reports, or (EOF, anything else: it died) ``otherwise``."""
+    from messages.runtime import CreateFailed
+
+    if isinstance(msg, CreateFailed):
+        raise Failure(msg.message, msg.exit_code)
+    if not isinstance(msg, want):
+        raise Failure(otherwise)
+    return msg
+
+
+def _kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log) -> int:
     import socket
 
-    from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
+    from messages.runtime import CgroupJoined, ContainerCreated, InitReady
 
     hooks = cfg.get("hooks") or {}
     runtime_hooks = (hooks.get("prestart") or []) + (hooks.get("createRuntime") or [])
@@ -1271,11 +1273,8 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
     try:
         msg = chan.recv()
         _, status = os.waitpid(mid, 0)
-        if isinstance(msg, CreateFailed):
-            raise Failure(msg.message, msg.exit_code)
-        if not isinstance(msg, ContainerCreated):
-            raise Failure(f"container init failed to start (intermediate status {status})")
-        init_pid = msg.pid
+        init_pid = _expect(msg, ContainerCreated,
+                           f"container init failed to start (intermediate status {status})").pid
         if cgroup is not None:
             try:
                 cgroup.add_pid(init_pid)
@@ -1296,17 +1295,11 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
             run_hooks("createRuntime", hooks.get("createRuntime") or [], state)
             chan.send(HooksDone())
             msg = chan.recv(CREATE_TIMEOUT + hooks_budget(hooks.get("createContainer") or []))
-        if isinstance(msg, CreateFailed):
-            raise Failure(msg.message, msg.exit_code)
-        if not isinstance(msg, InitReady):
-            raise Failure("container init exited during create")
+        _expect(msg, InitReady, "container init exited during create")
         return init_pid
     except BaseException:
         if init_pid:
-            try:
-                os.kill(init_pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_quietly(init_pid)
         raise
     finally:
         parent_sock.close()
@@ -1592,7 +1585,10 @@ class ProcessPlan:
         process = self.process
         capmod = self.capmod
         for rl in process.get("rlimits") or []:
-            sc.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"])
+            try:
+                sc.setrlimit(RLIMITS[rl["type"]], rl["soft"], rl["hard"])
+            except OSError as exc:
+                raise Failure(exc.strerror) from None
         if self.nnp:
             sc.set_no_new_privs()
         if need_proc is not None and not os.path.exists(f"/proc/self/fd/{need_proc}"):
@@ -2058,7 +2054,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
     """
     import socket
 
-    from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
+    from messages.runtime import CgroupJoined, ContainerCreated, InitReady
 
     check_terminal(process, console_socket)
     fds: list[int] = []
@@ -2101,11 +2097,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         try:
             msg = chan.recv()
             os.waitpid(mid, 0)
-            if isinstance(msg, CreateFailed):
-                raise Failure(msg.message, msg.exit_code)
-            if not isinstance(msg, ContainerCreated):
-                raise Failure("exec: the process failed to start")
-            pid = msg.pid
+            pid = _expect(msg, ContainerCreated, "exec: the process failed to start").pid
             cg = c.cgroup()
             if cg is not None and cg.exists():
                 try:
@@ -2118,18 +2110,11 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
                 chan.send(CgroupJoined())
             except OSError:
                 pass  # its CreateFailed (or EOF) is read below
-            msg = chan.recv()
-            if isinstance(msg, CreateFailed):
-                raise Failure(msg.message, msg.exit_code)
-            if not isinstance(msg, InitReady):
-                raise Failure("exec: the process exited before it was ready")
+            _expect(chan.recv(), InitReady, "exec: the process exited before it was ready")
             return pid
         except BaseException:
             if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                _kill_quietly(pid)
             raise
         finally:
             parent_sock.close()
@@ -2210,12 +2195,13 @@ def cmd_exec(args, log: Log) -> int:
         status = c.status()
         if status in ("stopped", "paused"):
             raise Failure(f"cannot exec in a {status} container")
-        process = exec_process_spec(c.config(), args)
+        cfg = c.config()
+        process = exec_process_spec(cfg, args)
         if not args.detach:
             # the process is our grandchild: be its reaper so that we can wait for it
             sc.set_child_subreaper(True)
             relay = SignalRelay()
-        pid = exec_in(c, c.config(), process, log, console_socket=args.console_socket,
+        pid = exec_in(c, cfg, process, log, console_socket=args.console_socket,
                       preserve_fds=args.preserve_fds)
         if args.pid_file:
             write_atomic(os.path.abspath(args.pid_file), str(pid).encode())
@@ -2266,7 +2252,7 @@ def features() -> dict:
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": list(HOOK_NAMES),
-        "mountOptions": sorted([*mounts.MOUNT_FLAGS, *mounts.PROPAGATION, "defaults"]),
+        "mountOptions": sorted([*mounts.MOUNT_FLAGS, *mounts.PROPAGATION]),
         "linux": {
             "namespaces": sorted(k for k in NAMESPACES if k not in ("user", "time")),
             "capabilities": list(capmod.CAPABILITIES),
@@ -2304,19 +2290,21 @@ trioctr's OCI runtime (runc-compatible command line).
 commands:
   create [--bundle DIR] [--pid-file FILE] [--console-socket PATH] [--sync-fd N]
          [--preserve-fds N] ID     create a container; the init waits for `start`
+                                   (--console-socket: for process.terminal, receives
+                                   the pty master over SCM_RIGHTS)
   start ID                         run the user process of a created container
   state ID                         print the OCI state as JSON
   kill [--all] ID [SIGNAL]         send SIGNAL (default TERM) to the init, or every process
   delete [--force] ID              remove a stopped (or, with --force, any) container
-  run [--bundle DIR] [--pid-file FILE] [--detach] [--keep] ID
+  run [--bundle DIR] [--pid-file FILE] [--console-socket PATH] [--detach] [--keep] ID
                                    create + start, wait, exit with the container's status
   list [--format table|json] [-q]  list containers
   ps [--format table|json] ID      pids in the container's cgroup
   pause ID | resume ID             freeze / thaw the container's cgroup
-  exec [--process FILE | COMMAND...] [--cwd DIR] [--env K=V]... [--user UID[:GID]]
-       [--additional-gids G]... [--cap CAP]... [--no-new-privs] [--tty]
-       [--console-socket PATH] [--pid-file FILE] [--detach] [--sync-fd N]
-       [--preserve-fds N] ID [COMMAND...]
+  exec [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--additional-gids G]...
+       [--cap CAP]... [--no-new-privs] [--tty] [--console-socket PATH]
+       [--pid-file FILE] [--detach] [--sync-fd N] [--preserve-fds N] ID COMMAND...
+  exec --process FILE [--console-socket PATH] [--pid-file FILE] [--detach] ... ID
                                    run a process in the container's namespaces and
                                    cgroup; without --detach, exit with its status
   spec [--bundle DIR]              write a default config.json

@@ -39,6 +39,7 @@ MOUNT_FLAGS: dict[str, tuple[bool, int]] = {
     "iversion": (False, sc.MS_I_VERSION), "noiversion": (True, sc.MS_I_VERSION),
     "nosymfollow": (False, sc.MS_NOSYMFOLLOW), "symfollow": (True, sc.MS_NOSYMFOLLOW),
     "bind": (False, sc.MS_BIND), "rbind": (False, sc.MS_BIND | sc.MS_REC),
+    "defaults": (False, 0),  # fstab's word for "nothing special" (runc: a no-op)
 }
 
 PROPAGATION: dict[str, int] = {

@@ -53,6 +53,18 @@ FLAGS = {
 }
 
 
+# the OCI names of the architectures (defs-linux.json SeccompArch); which of
+# them work depends on the libseccomp at hand (see known_architectures)
+ARCHITECTURES = (
+    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X",
+    "SCMP_ARCH_SH", "SCMP_ARCH_SHEB", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+)
+
+
 class _ArgCmp(ctypes.Structure):
     _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
                 ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
@@ -82,6 +94,28 @@ def _libseccomp():
         lib.seccomp_load.argtypes = [ctypes.c_void_p]
         _lib = lib
     return _lib
+
+
+def known_architectures() -> list[str]:
+    """The OCI architecture names this host's libseccomp resolves (an
+    OSError if there is no libseccomp)."""
+    lib = _libseccomp()
+    return [a for a in ARCHITECTURES if lib.seccomp_arch_resolve_name(arch_name(a).encode())]
+
+
+def library_version() -> str:
+    """libseccomp's version, e.g. '2.5.4' ('' if unknown)."""
+
+    class _Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+    lib = _libseccomp()
+    fn = getattr(lib, "seccomp_version", None)
+    if fn is None:
+        return ""
+    fn.restype = ctypes.POINTER(_Version)
+    v = fn().contents
+    return f"{v.major}.{v.minor}.{v.micro}"
 
 
 def action(name: str, errno_ret: int | None = None, default_errno: int | None = None) -> int:

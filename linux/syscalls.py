@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import resource
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
@@ -284,14 +283,27 @@ def _open_fds() -> list[int]:
     return [int(n) for n in os.listdir("/proc/self/fd")]
 
 
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64)]
+
+
+_libc.prlimit.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Rlimit),
+                          ctypes.POINTER(_Rlimit)]
+RLIM_INFINITY = 2**64 - 1
+RLIMIT_NAMES = ("RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE",
+                "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",
+                "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
+                "RLIMIT_RTPRIO", "RLIMIT_RTTIME")
+
+
 def setrlimit(resource_id: int, soft: int, hard: int) -> None:
-    inf = resource.RLIM_INFINITY
+    """setrlimit(2) of the calling process (a negative value or 2**64-1 is
+    unlimited).  Raising a hard limit needs CAP_SYS_RESOURCE: EPERM."""
 
     def norm(v: int) -> int:
-        return inf if v < 0 or v >= 2**64 - 1 else v
+        return RLIM_INFINITY if v < 0 or v >= RLIM_INFINITY else v
 
-    try:
-        resource.setrlimit(resource_id, (norm(soft), norm(hard)))
-    except (OSError, ValueError) as exc:
-        err = getattr(exc, "errno", None) or 22
-        raise OSError(err, f"setrlimit({resource_id}, soft={soft}, hard={hard}): {exc}") from None
+    new = _Rlimit(norm(soft), norm(hard))
+    name = RLIMIT_NAMES[resource_id] if 0 <= resource_id < len(RLIMIT_NAMES) else resource_id
+    _check(_libc.prlimit(0, resource_id, ctypes.byref(new), None),
+           lambda: f"setrlimit({name}, soft={soft}, hard={hard})")

@@ -49,3 +49,20 @@ class CgroupJoined:
     """runtime parent -> init: you are in the container's cgroup; go on."""
 
     TYPE: ClassVar[str] = "rt.cgjoined"
+
+
+@message
+@attrs.frozen(kw_only=True)
+class RunCreateRuntimeHooks:
+    """init -> runtime parent: namespaces and mounts are ready, pivot_root is
+    next; run the prestart and createRuntime hooks now."""
+
+    TYPE: ClassVar[str] = "rt.hooks"
+
+
+@message
+@attrs.frozen(kw_only=True)
+class HooksDone:
+    """runtime parent -> init: the hooks ran; go on."""
+
+    TYPE: ClassVar[str] = "rt.hooksdone"

@@ -116,18 +116,19 @@ def mountpoints() -> list[str]:
 
 
 class Harness:
-    """A child subreaper running `create`; it then reaps the container init."""
+    """A child subreaper running a runtime command (`create`, `exec -d`); it
+    then reaps the processes reparented to it (the container init)."""
 
-    def __init__(self, rt: "Runtime", container_id: str, create_args: list[str]):
-        self.id = container_id
-        base = rt.tmp / f"harness-{container_id}"
+    def __init__(self, rt: "Runtime", name: str, args: list[str], command: str = "create"):
+        self.id = name
+        base = rt.tmp / f"harness-{name}"
         self.events = Path(f"{base}.events")
         self.out = Path(f"{base}.out")
         self.err = Path(f"{base}.err")
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, str(HARNESS), str(self.events), "--",
-                 *rt.argv("create", *create_args)],
+                 *rt.argv(command, *args)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=REPO, env=ENV)
 
     def _events(self) -> list[dict]:
@@ -221,6 +222,22 @@ class Runtime:
         h = Harness(self, container_id, ["--bundle", str(b), "--pid-file",
                                          str(self.tmp / f"{container_id}.pid"), *extra,
                                          container_id])
+        self.harnesses.append(h)
+        return h
+
+    def started(self, container_id: str, args: list[str], cfg: dict | None = None) -> Harness:
+        """create + start, under a harness."""
+        h = self.create(container_id, args, cfg=cfg)
+        assert h.create_code() == 0, h.stderr()
+        res = self.cmd("start", container_id)
+        assert res.returncode == 0, res.stderr
+        return h
+
+    def exec_detached(self, name: str, container_id: str, args: list[str],
+                      flags: tuple[str, ...] = ()) -> Harness:
+        """`exec --detach --pid-file` under a harness (it reaps the process)."""
+        h = Harness(self, name, ["--detach", "--pid-file", str(self.tmp / f"{name}.pid"),
+                                 *flags, container_id, *args], command="exec")
         self.harnesses.append(h)
         return h
 

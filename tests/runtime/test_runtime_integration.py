@@ -472,48 +472,6 @@ def test_join_network_namespace_by_path(rt):
     assert rt.cmd("delete", "--force", "netowner").returncode == 0
 
 
-# --- differential: the same bundle under runc ------------------------------------------
-
-PROBE = ("hostname; id; grep ^Cap /proc/self/status; "
-         "echo mounts: $(cut -d' ' -f2,3 /proc/self/mounts); "
-         "echo dev: $(ls -A /dev); echo links: $(for l in fd stdin ptmx; do readlink /dev/$l; done); "
-         "echo ro: $(grep -E ' (/|/sys|/proc/sys|/proc/bus) ' /proc/self/mounts | "
-         "cut -d' ' -f2,4 | cut -d, -f1); "
-         "cat /proc/self/cgroup; ulimit -a; grep NoNewPrivs /proc/self/status; umask; env | sort; "
-         "ls /sys/class/net; echo masked: $(wc -c < /proc/timer_list) $(ls /sys/firmware | wc -l); "
-         "echo pid1: $(cat /proc/1/comm)")
-
-
-@pytest.mark.skipif(not os.path.exists("/usr/sbin/runc") and not os.path.exists("/usr/bin/runc"),
-                    reason="runc is not installed")
-def test_same_bundle_same_view_as_runc(rt):
-    import subprocess
-
-    def run_with(name, argv):
-        cfg = rt.spec(name, ["sh", "-c", PROBE])
-        cfg["root"]["readonly"] = True
-        cfg["hostname"] = "differential"
-        cfg["process"]["env"].append("PROBE=1")
-        cfg["process"]["capabilities"] = {k: list(capmod.DOCKER_DEFAULT)
-                                          for k in ("bounding", "effective", "permitted")}
-        b = rt.bundle(name, cfg)
-        return subprocess.run(argv(b), capture_output=True, text=True, timeout=60)
-
-    ours = run_with("diff-ours", lambda b: rt.argv("run", "--bundle", str(b), "diff-ours"))
-    rt.ids.append("diff-ours")
-    runc_root = rt.tmp / "runc-state"
-    theirs = run_with("diff-runc", lambda b: ["runc", "--root", str(runc_root), "run",
-                                              "--bundle", str(b), "diff-runc"])
-    subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", "diff-runc"],
-                   capture_output=True)
-    assert ours.returncode == 0, ours.stderr
-    assert theirs.returncode == 0, theirs.stderr
-    # (mount options are not compared: runc leaves the /sys/fs/cgroup tmpfs
-    # itself read-write under "ro"; we make it read-only too)
-    assert ours.stdout.splitlines() == theirs.stdout.splitlines()
-    assert "links: /proc/self/fd /proc/self/fd/0 pts/ptmx" in ours.stdout
-
-
 # --- cgroup v2 on the real kernel (this host's unified hierarchy, if any) ----------------
 
 def test_cgroup_v2_operations_on_the_unified_hierarchy(cgroup_parent):

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import time
 
 import pytest
 
@@ -51,13 +52,24 @@ def test_default_spec_is_valid_and_like_runc():
     (lambda c: c["process"]["user"].update(uid="0"), "process.user.uid must be an integer"),
     (lambda c: c["process"]["user"].update(uid=True), "process.user.uid must be an integer"),
     (lambda c: c["process"]["user"].pop("gid"), "process.user.gid is required"),
-    (lambda c: c["process"].update(terminal=True), "process.terminal: true is not supported"),
+    (lambda c: c["process"].update(terminal="yes"), "process.terminal must be a boolean"),
+    (lambda c: c["process"].update(consoleSize={"height": 24}),
+     "process.consoleSize.width must be an integer"),
     (lambda c: c["process"]["capabilities"].update(bounding=["CAP_NOPE"]),
      "unknown capability 'CAP_NOPE'"),
     (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
      "process.rlimits[0].type 'RLIMIT_BOGUS' is not a known rlimit"),
     (lambda c: c["process"].update(apparmorProfile="docker-default"), "AppArmor"),
-    (lambda c: c.update(hooks={"prestart": [{"path": "/bin/true"}]}), "hooks.prestart"),
+    (lambda c: c.update(hooks={"preStart": [{"path": "/bin/true"}]}),
+     "hooks.preStart is not a hook"),
+    (lambda c: c.update(hooks={"poststop": [{"path": "true"}]}),
+     "hooks.poststop[0].path must be an absolute path"),
+    (lambda c: c.update(hooks={"poststop": [{"path": "/bin/true", "timeout": 0}]}),
+     "hooks.poststop[0].timeout must be a positive number"),
+    (lambda c: c.update(hooks={"createRuntime": [{"path": "/bin/true", "env": ["X"]}]}),
+     "hooks.createRuntime[0].env[0] 'X' is not KEY=VALUE"),
+    (lambda c: c.update(hooks={"poststart": {"path": "/bin/true"}}),
+     "hooks.poststart must be an array"),
     (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY"}),
      "linux.seccomp: SCMP_ACT_NOTIFY"),
     (lambda c: c["linux"].update(seccomp={"syscalls": []}),
@@ -314,3 +326,192 @@ def test_runtime_does_not_import_trio():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, env=ENV, check=True).stdout.split()
     assert out[-2:] == ["False", "False"]
+
+
+# --- exec: the command line and the process it runs -----------------------------------
+
+def test_parse_args_exec_like_runc():
+    a = rtm.parse_args(["exec", "-e", "A=1", "--env=B=2", "-u", "1000:1000", "-g", "5",
+                        "--cap", "CAP_KILL", "-t", "--console-socket", "/s", "-d",
+                        "--pid-file", "p", "--sync-fd", "4", "--preserve-fds", "2", "c1",
+                        "sh", "-c", "echo -e x", "--env", "not-a-flag"])
+    assert (a.command, a.id, a.env, a.user, a.additional_gids, a.cap, a.tty, a.detach) == \
+        ("exec", "c1", ["A=1", "B=2"], "1000:1000", ["5"], ["CAP_KILL"], True, True)
+    assert (a.console_socket, a.pid_file, a.sync_fd, a.preserve_fds) == ("/s", "p", 4, 2)
+    # everything after the id is the command, flags and all
+    assert a.args == ["sh", "-c", "echo -e x", "--env", "not-a-flag"]
+    a = rtm.parse_args(["exec", "--process", "p.json", "c1"])
+    assert (a.process, a.id, a.args) == ("p.json", "c1", [])
+    assert rtm.parse_args(["exec", "c1", "--", "ls", "-l"]).args == ["ls", "-l"]
+    for bad in (["exec"], ["exec", "--bogus", "c1", "true"], ["exec", "--sync-fd", "x", "c"]):
+        with pytest.raises(rtm.UsageError):
+            rtm.parse_args(bad)
+
+
+def exec_args(**kw):
+    base = dict(process=None, args=[], cwd=None, env=[], user=None, additional_gids=[],
+                cap=[], tty=False, no_new_privs=False)
+    base.update(kw)
+    return rtm.Args(**base)
+
+
+def test_exec_process_from_the_config_and_the_flags():
+    cfg = good()
+    cfg["process"]["user"] = {"uid": 5, "gid": 6, "additionalGids": [7]}
+    p = rtm.exec_process_spec(cfg, exec_args(args=["ls", "-l"]))
+    assert p["args"] == ["ls", "-l"] and p["user"] == cfg["process"]["user"]
+    assert p["env"] == cfg["process"]["env"] and p["terminal"] is False
+    assert p["capabilities"] == cfg["process"]["capabilities"]
+    p = rtm.exec_process_spec(cfg, exec_args(
+        args=["id"], cwd="/tmp", env=["A=1"], user="1000", additional_gids=["8,9"],
+        cap=["sys_admin"], tty=True, no_new_privs=True))
+    assert p["cwd"] == "/tmp" and p["env"][-1] == "A=1" and p["terminal"] is True
+    assert p["user"] == {"uid": 1000, "gid": 6, "additionalGids": [7, 8, 9]}
+    assert all("CAP_SYS_ADMIN" in p["capabilities"][k] for k in
+               ("bounding", "effective", "permitted", "inheritable", "ambient"))
+    assert p["noNewPrivileges"] is True
+    assert cfg["process"]["user"] == {"uid": 5, "gid": 6, "additionalGids": [7]}  # a copy
+    assert rtm.exec_process_spec(cfg, exec_args(args=["id"], user="1:2"))["user"]["gid"] == 2
+
+
+@pytest.mark.parametrize("kw, expect", [
+    (dict(), "a command is needed"),
+    (dict(args=["x"], user="app"), "want UID[:GID]"),
+    (dict(args=["x"], user="1:"), "want UID[:GID]"),
+    (dict(args=["x"], additional_gids=["wheel"]), "want numbers"),
+    (dict(args=["x"], cwd="tmp"), "exec: process.cwd must be an absolute path"),
+    (dict(args=["x"], env=["NOEQ"]), "is not KEY=VALUE"),
+    (dict(args=["x"], cap=["CAP_NOPE"]), "unknown capability"),
+    (dict(process="/p.json", args=["x"]), "not both"),
+    (dict(process="/p.json", cwd="/"), "--cwd cannot be combined with --process"),
+    (dict(process="/nonexistent/p.json"), "No such file or directory"),
+])
+def test_exec_process_refusals(kw, expect):
+    with pytest.raises(Failure) as info:
+        rtm.exec_process_spec(good(), exec_args(**kw))
+    assert expect in info.value.message
+
+
+def test_exec_process_file(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}))
+    assert rtm.exec_process_spec(good(), exec_args(process=str(f)))["args"] == ["true"]
+    f.write_text("{")
+    with pytest.raises(Failure, match="invalid JSON"):
+        rtm.exec_process_spec(good(), exec_args(process=str(f)))
+    f.write_text(json.dumps({"args": ["true"], "cwd": "/"}))
+    with pytest.raises(Failure, match=r"--process .*p.json: process.user is required"):
+        rtm.exec_process_spec(good(), exec_args(process=str(f)))
+
+
+def test_terminal_needs_a_console_socket_and_the_other_way_round():
+    rtm.check_terminal({"terminal": True}, "/sock")
+    rtm.check_terminal({"terminal": False}, None)
+    with pytest.raises(Failure, match="a --console-socket is needed"):
+        rtm.check_terminal({"terminal": True}, None)
+    with pytest.raises(Failure, match="only for process.terminal: true"):
+        rtm.check_terminal({}, "/sock")
+
+
+# --- hooks -------------------------------------------------------------------------
+
+def test_hook_state_and_budget():
+    state = json.loads(rtm.hook_state("c1", "creating", 42, "/b", None))
+    assert state == {"ociVersion": rtm.OCI_VERSION, "id": "c1", "status": "creating",
+                     "pid": 42, "bundle": "/b", "annotations": {}}
+    assert rtm.hooks_budget([]) == 0
+    assert rtm.hooks_budget([{"path": "/a", "timeout": 2}, {"path": "/b", "timeout": 3}]) == 5
+    assert rtm.hooks_budget([{"path": "/a", "timeout": 2}, {"path": "/b"}]) == rtm.HOOK_FOREVER
+
+
+def test_run_hook(tmp_path):
+    out = tmp_path / "out"
+    # argv[0], the state on stdin, and the environment the hook was given: only its own
+    script = f'echo "$0 $(cat) $(tr "\\0" " " < /proc/$$/environ)" > {out}'
+    ok = {"path": "/bin/sh", "args": ["my-argv0", "-c", script], "env": ["X=1", "Y=a b"]}
+    assert rtm.run_hook(ok, b'{"id": "c1"}') == ""
+    assert out.read_text() == 'my-argv0 {"id": "c1"} X=1 Y=a b \n'
+    fail = {"path": "/bin/sh", "args": ["sh", "-c", "echo line one; echo line two >&2; exit 3"]}
+    assert rtm.run_hook(fail, b"") == "exit status 3: line one line two"
+    killed = {"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $$"]}
+    assert rtm.run_hook(killed, b"") == "killed by signal 9"
+    slow = {"path": "/bin/sh", "args": ["sh", "-c", "sleep 10"], "timeout": 1}
+    assert rtm.run_hook(slow, b"") == "timed out after 1s"
+    assert rtm.run_hook({"path": "/no/such"}, b"") == "no such file or directory"
+    # a hook that leaves a daemon holding its stdout does not hold us up
+    daemon = {"path": "/bin/sh", "args": ["sh", "-c", "sleep 5 & exit 0"]}
+    started = time.monotonic()
+    assert rtm.run_hook(daemon, b"") == ""
+    assert time.monotonic() - started < 3
+    with pytest.raises(Failure, match=r"poststop hook #1 \(/bin/sh\): exit status 3"):
+        rtm.run_hooks("poststop", [ok, fail, ok], b"")
+
+
+def test_run_hooks_warn_goes_on(tmp_path):
+    out = tmp_path / "out"
+    log = rtm.Log(str(tmp_path / "log"), "json")
+    fail = {"path": "/bin/sh", "args": ["sh", "-c", "exit 2"]}
+    ok = {"path": "/bin/sh", "args": ["sh", "-c", f"echo ran > {out}"]}
+    rtm.run_hooks_warn("poststart", [fail, ok], b"", log)
+    assert out.read_text() == "ran\n"
+    entry = json.loads((tmp_path / "log").read_text())
+    assert entry["level"] == "warning"
+    assert entry["msg"] == "poststart hook #0 (/bin/sh): exit status 2"
+
+
+# --- features ----------------------------------------------------------------------
+
+def test_features_lists_what_is_implemented(capsys):
+    assert rtm.main(["features"]) == 0
+    f = json.loads(capsys.readouterr().out)
+    assert f["ociVersionMin"] == "1.0.0" and f["ociVersionMax"] == rtm.OCI_VERSION
+    assert f["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
+                          "poststart", "poststop"]
+    # every mount option listed is accepted; the refused ones are not listed
+    from linux.mounts import parse_options
+
+    for opt in f["mountOptions"]:
+        assert parse_options([opt]).data == ""  # a flag, never fs data
+    assert "rro" not in f["mountOptions"] and "tmpcopyup" not in f["mountOptions"]
+    assert {"bind", "rbind", "ro", "nosuid", "rslave", "private"} <= set(f["mountOptions"])
+    linux = f["linux"]
+    assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "uts"]
+    assert linux["capabilities"][0] == "CAP_CHOWN" and "CAP_BPF" in linux["capabilities"]
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                               "rdma": False}
+    sec = linux["seccomp"]
+    assert "SCMP_ACT_NOTIFY" not in sec["actions"] and "SCMP_ACT_ERRNO" in sec["actions"]
+    assert sorted(sec["operators"]) == sorted(["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",
+                                               "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+                                               "SCMP_CMP_MASKED_EQ"])
+    if sec["enabled"]:
+        assert "SCMP_ARCH_X86_64" in sec["archs"]
+    assert linux["apparmor"] == {"enabled": False} and linux["selinux"] == {"enabled": False}
+    # every config these features describe is one validate_config accepts
+    cfg = good()
+    cfg["hooks"] = {name: [{"path": "/bin/true"}] for name in f["hooks"]}
+    cfg["mounts"].append({"destination": "/x", "type": "bind", "source": "/tmp",
+                          "options": f["mountOptions"][:20]})
+    validate_config(cfg)
+
+
+def test_features_validate_against_the_oci_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    referencing = pytest.importorskip("referencing")
+    from referencing.jsonschema import DRAFT4
+
+    base = "/work/shared/specs/oci-runtime"
+    path = os.path.join(base, "features-schema.json")
+    if not os.path.exists(path):
+        pytest.skip("spec schemas not available")
+
+    def retrieve(uri):
+        with open(os.path.join(base, uri.rsplit("/", 1)[-1])) as f:
+            return referencing.Resource.from_contents(json.load(f), default_specification=DRAFT4)
+
+    with open(path) as f:
+        schema = json.load(f)
+    schema["id"] = "file://" + path
+    v = jsonschema.Draft4Validator(schema, registry=referencing.Registry(retrieve=retrieve))
+    errors = list(v.iter_errors(rtm.features()))
+    assert errors == [], [e.message for e in errors[:5]]
