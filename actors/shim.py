@@ -514,6 +514,9 @@ class ShimService:
             if status != 0:
                 os.close(out_r)
                 os.close(err_r)
+                exec_failure = classify_exec_failure(text)
+                if exec_failure:
+                    raise RemoteError(ErrorCode.EXEC_FAILED, exec_failure[1], exec_failure[0])
                 raise RemoteError(ErrorCode.INTERNAL,
                                   f"runtime create failed: {text or 'exit status %d' % wait_status_to_exit_code(status)}")
             try:
@@ -648,6 +651,21 @@ class ShimService:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
         self.done.set()
+
+
+def classify_exec_failure(text: str) -> tuple[int, str] | None:
+    """A runc/crun create error that means "the command cannot be run", as
+    (Docker's exit code, the message from "exec: ..." on) — or None."""
+    marker = "unable to start container process: "
+    i = text.find(marker)
+    if i < 0 or "exec" not in text[i:]:
+        return None
+    msg = text[i + len(marker):].strip()
+    if "executable file not found" in msg or "no such file or directory" in msg:
+        return 127, msg
+    if "permission denied" in msg:
+        return 126, msg
+    return None
 
 
 def _read_sync_reply(fd: int):

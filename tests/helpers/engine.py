@@ -188,16 +188,25 @@ class Engine:
             pids = [p for p in pids if os.path.exists(f"/proc/{p}")]
             time.sleep(0.02)
 
-    def _remove_cgroups(self) -> None:
+    def _remove_cgroups(self, timeout: float = 10.0) -> None:
+        """rmdir our cgroup tree in every hierarchy, deepest first; a cgroup
+        whose last process is still exiting is busy for a moment: retry."""
         base = "/sys/fs/cgroup"
         roots = [base] + [os.path.join(base, c) for c in os.listdir(base)]
-        for r in roots:
-            top = os.path.join(r, self.cgroup_parent)
-            if not os.path.isdir(top):
-                continue
-            # deepest first
-            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
+        deadline = time.monotonic() + timeout
+        while True:
+            left = []
+            for r in roots:
+                top = os.path.join(r, self.cgroup_parent)
+                if not os.path.isdir(top):
+                    continue
+                for dirpath, _, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
+                    try:
+                        os.rmdir(dirpath)
+                    except FileNotFoundError:
+                        pass
+                    except OSError:
+                        left.append(dirpath)
+            if not left or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from actors import logs as L
-from actors.shim import JsonLogWriter, StateError, Status, TaskState, wait_status_to_exit_code
+from actors.shim import JsonLogWriter, classify_exec_failure, StateError, Status, TaskState, wait_status_to_exit_code
 
 
 def test_task_state_machine_refuses_out_of_order():
@@ -84,3 +84,12 @@ def test_log_reader_leaves_a_torn_line(tmp_path):
     entries, off = L.read_from(str(p), 0)
     assert [e[1] for e in entries] == [b"a\n"]
     assert off == p.read_bytes().index(b"\n") + 1
+
+
+def test_runc_exec_failures_map_to_dockers_codes():
+    text = ('runc create failed: unable to start container process: exec: "nosuch": '
+            'executable file not found in $PATH')
+    assert classify_exec_failure(text) == (127, 'exec: "nosuch": executable file not found in $PATH')
+    text = 'runc create failed: unable to start container process: exec: "/etc": permission denied'
+    assert classify_exec_failure(text)[0] == 126
+    assert classify_exec_failure("runc create failed: cgroup: no space left on device") is None
