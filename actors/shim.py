@@ -342,6 +342,8 @@ class ShimService:
         self._io_done = trio.Event()
         self._lock = trio.Lock()
         self._stdin_lock = trio.Lock()
+        self.master = -1  # the pty master, for containers with a TTY
+        self._console_ready = trio.Event()
         self._nursery: trio.Nursery | None = None
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
@@ -413,6 +415,8 @@ class ShimService:
                 return sh.ShimStateReply(task=self._info())
             if isinstance(msg, sh.ShimStdin):
                 return await self._stdin(msg.data, msg.eof)
+            if isinstance(msg, sh.ShimResize):
+                return self._resize(msg.height, msg.width)
             if isinstance(msg, sh.ShimDelete):
                 return await self._delete()
         except StateError as exc:
@@ -495,11 +499,31 @@ class ShimService:
                 os.set_inheritable(sync_child, True)
                 pass_fds = (sync_child,)
                 args += ["--sync-fd", str(sync_child)]
+            console = None
+            if self.cfg.terminal:
+                console = self._console_listener()
+                args += ["--console-socket", console[0]]
             args.append(self.cfg.id)
             try:
-                status, text = await self._run_runtime(
-                    *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds)
+                if console is not None:
+                    async with trio.open_nursery() as n:
+                        n.start_soon(self._receive_console, console[1])
+                        status, text = await self._run_runtime(
+                            *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds)
+                        if status == 0:  # the master was sent before create returned
+                            with trio.move_on_after(10):
+                                await self._console_ready.wait()
+                        n.cancel_scope.cancel()
+                else:
+                    status, text = await self._run_runtime(
+                        *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds)
             finally:
+                if console is not None:
+                    console[1].close()
+                    try:
+                        os.unlink(console[0])
+                    except OSError:
+                        pass
                 for fd in (in_r, out_w, err_w):
                     os.close(fd)
                 if sync_child >= 0:
@@ -524,6 +548,10 @@ class ShimService:
                     pid = int(f.read().strip())
             except (OSError, ValueError) as exc:
                 raise RemoteError(ErrorCode.INTERNAL, f"runtime wrote no pid file: {exc}") from None
+            if self.cfg.terminal and self.master < 0:
+                os.close(out_r)
+                os.close(err_r)
+                raise RemoteError(ErrorCode.INTERNAL, "the runtime sent no terminal on the console socket")
             self.task.created(pid)
             assert self._nursery is not None
             self._nursery.start_soon(self._pump_output, out_r, err_r)
@@ -551,6 +579,10 @@ class ShimService:
         async with trio.open_nursery() as n:
             n.start_soon(pump, out_r, "stdout")
             n.start_soon(pump, err_r, "stderr")
+            if self.master >= 0:
+                # with a TTY everything the container writes comes out of the
+                # master; EIO once the last slave holder is gone
+                n.start_soon(pump, os.dup(self.master), "stdout")
         self._io_done.set()
 
     async def _wait_init(self, pid: int) -> None:
@@ -580,6 +612,60 @@ class ShimService:
                 raise RemoteError(ErrorCode.INTERNAL, f"runtime start failed: {text}")
             self.task.started()
             return sup.TaskStarted(container_id=self.cfg.id, pid=self.task.pid)
+
+    def _console_listener(self) -> tuple[str, socket.socket]:
+        """A listening socket for the runtime's --console-socket, at a path
+        short enough for sun_path: <exec-root>/c/<id prefix>.sock."""
+        d = os.path.join(os.path.dirname(os.path.dirname(self.dir)), "c")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        path = os.path.join(d, self.cfg.id[:16] + ".sock")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(path)
+        os.chmod(path, 0o600)
+        lsock.listen(1)
+        lsock.setblocking(False)
+        return path, lsock
+
+    async def _receive_console(self, lsock: socket.socket) -> None:
+        """Accept the runtime's connection and take the pty master it sends
+        (SCM_RIGHTS, as runc's --console-socket protocol)."""
+        tsock = trio.socket.from_stdlib_socket(lsock.dup())
+        try:
+            conn, _ = await tsock.accept()
+            with conn, socket.socket(fileno=os.dup(conn.fileno())) as std:
+                std.setblocking(False)
+                while True:
+                    await trio.lowlevel.wait_readable(std)
+                    try:
+                        _msg, fds, _flags, _addr = socket.recv_fds(std, 4096, 1)
+                    except BlockingIOError:
+                        continue
+                    break
+            if fds:
+                self.master = fds[0]
+                os.set_blocking(self.master, False)
+                if self.cfg.stdin:
+                    self.stdin_w = os.dup(self.master)
+                    os.set_blocking(self.stdin_w, False)
+                self._console_ready.set()
+        finally:
+            tsock.close()
+
+    def _resize(self, height: int, width: int):
+        import fcntl
+        import struct
+        import termios
+
+        if self.master < 0:
+            raise RemoteError(ErrorCode.FAILED_PRECONDITION, "the container has no TTY")
+        if not (0 < height < 65536 and 0 < width < 65536):
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid terminal size {height}x{width}")
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        return Ok()
 
     async def _stdin(self, data: bytes, eof: bool):
         async with self._stdin_lock:  # writes reach the pipe in the order they came
@@ -626,6 +712,9 @@ class ShimService:
             self.task.check_delete()
             await self._run_runtime("delete", "--force", self.cfg.id)
             self.log.close()
+            if self.master >= 0:
+                os.close(self.master)
+                self.master = -1
             if self.stdin_w is not None:
                 os.close(self.stdin_w)
                 self.stdin_w = None

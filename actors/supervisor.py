@@ -257,7 +257,8 @@ class Supervisor:
             return await self.list_tasks()
         cid = getattr(msg, "container_id", None)
         handle = self.shims.get(cid) if isinstance(cid, str) else None
-        if isinstance(msg, (sup.StartTask, sup.KillTask, sup.DeleteTask, sup.WriteStdin)) and handle is None:
+        if isinstance(msg, (sup.StartTask, sup.KillTask, sup.DeleteTask, sup.WriteStdin,
+                            sup.ResizeTask)) and handle is None:
             raise RemoteError(ErrorCode.NOT_FOUND, f"task {cid} not found")
         if isinstance(msg, sup.StartTask):
             return await self._shim_request(handle, sh.ShimStart())
@@ -265,6 +266,8 @@ class Supervisor:
             return await self._shim_request(handle, sh.ShimKill(signal=msg.signal, all=msg.all))
         if isinstance(msg, sup.DeleteTask):
             return await self.delete(handle)
+        if isinstance(msg, sup.ResizeTask):
+            return await self._shim_request(handle, sh.ShimResize(height=msg.height, width=msg.width))
         if isinstance(msg, sup.WriteStdin):
             return await self._shim_request(handle, sh.ShimStdin(data=msg.data, eof=msg.eof))
         raise RemoteError(ErrorCode.UNIMPLEMENTED, f"supervisor does not handle {type(msg).TYPE}")

@@ -49,6 +49,14 @@ class ShimStdin:
 
 @message
 @attrs.frozen(kw_only=True)
+class ShimResize:
+    TYPE: ClassVar[str] = "shim.resize"
+    height: int
+    width: int
+
+
+@message
+@attrs.frozen(kw_only=True)
 class ShimState:
     TYPE: ClassVar[str] = "shim.state"
 

@@ -93,6 +93,17 @@ class WriteStdin:
 
 @message
 @attrs.frozen(kw_only=True)
+class ResizeTask:
+    """Set the container's terminal size (containers with a TTY)."""
+
+    TYPE: ClassVar[str] = "sup.resize"
+    container_id: str
+    height: int
+    width: int
+
+
+@message
+@attrs.frozen(kw_only=True)
 class DeleteTask:
     """Acknowledge the exit and remove the task: the shim tears down and goes."""
 
