@@ -156,6 +156,13 @@ def _str_list(value, where: str) -> list[str]:
     return value
 
 
+def _or_empty(obj: dict, key: str):
+    """obj[key], [] when absent or null (but a wrong-typed empty value, {} or
+    "", stays itself and is refused by the caller)."""
+    value = obj.get(key)
+    return [] if value is None else value
+
+
 def _abs_path(value, where: str) -> str:
     _want(value, str, where)
     if not value.startswith("/"):
@@ -168,6 +175,39 @@ def _refuse_if_set(obj: dict, key: str, where: str, what: str) -> None:
         raise ConfigError(f"{where}.{key} ({what}) is not supported by trioctr-runtime")
 
 
+# the config.json versions we read: 1.0.x to 1.3.x (pre-releases and build
+# metadata included); a 2.x spec may change the meaning of what we read
+_OCI_VERSION_RE = None
+
+
+def check_oci_version(version: str) -> None:
+    global _OCI_VERSION_RE
+    if _OCI_VERSION_RE is None:
+        import re
+
+        _OCI_VERSION_RE = re.compile(r"1\.[0-3]\.(0|[1-9][0-9]*)([-+][0-9A-Za-z.+-]*)?")
+    if not _OCI_VERSION_RE.fullmatch(version):
+        raise ConfigError(f"unsupported ociVersion {json.dumps(version)}: want 1.0.x to 1.3.x")
+
+
+def _int_range(obj: dict, key: str, where: str, lo: int | None = None,
+               hi: int | None = None) -> int | None:
+    """An optional integer field within [lo, hi]."""
+    value = _opt(obj, key, int, where)
+    if value is None:
+        return None
+    name = f"{where}.{key}" if where else key
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name} must be at least {lo}, not {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name} must be at most {hi}, not {value}")
+    return value
+
+
+UINT64_MAX = 2**64 - 1
+INT64_MAX = 2**63 - 1
+
+
 def validate_config(cfg, *, bundle: str = "") -> dict:
     """Check a parsed config.json; raise ConfigError with a one-line reason.
     Unsupported features are refused, never silently ignored."""
@@ -177,6 +217,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
     _want(cfg, dict, "the top level")
     if not isinstance(cfg.get("ociVersion"), str) or not cfg["ociVersion"]:
         raise ConfigError("ociVersion is required (a string)")
+    check_oci_version(cfg["ociVersion"])
     root = cfg.get("root")
     if root is None:
         raise ConfigError("root is required")
@@ -196,7 +237,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
         raise ConfigError("process is required")
     validate_process(process)
 
-    mounts = _want(cfg.get("mounts") or [], list, "mounts")
+    mounts = _opt(cfg, "mounts", list, "", [])
     for i, m in enumerate(mounts):
         where = f"mounts[{i}]"
         _want(m, dict, where)
@@ -204,7 +245,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
         _opt(m, "type", str, where)
         _opt(m, "source", str, where)
         try:
-            opts = parse_options(_str_list(m.get("options") or [], f"{where}.options"))
+            opts = parse_options(_str_list(_or_empty(m, "options"), f"{where}.options"))
         except ValueError as exc:
             raise ConfigError(f"{where} ({m['destination']}): {exc}") from None
         if (opts.is_bind or m.get("type") == "bind") and not m.get("source"):
@@ -216,6 +257,10 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
     if linux is None:
         raise ConfigError("linux is required")
     _want(linux, dict, "linux")
+    _opt(linux, "cgroupsPath", str, "linux")
+    _opt(linux, "rootfsPropagation", str, "linux")
+    _opt(linux, "devices", list, "linux")
+    _opt(linux, "namespaces", list, "linux")
     known = {"namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices",
              "netDevices", "cgroupsPath", "resources", "intelRdt", "sysctl", "seccomp",
              "rootfsPropagation", "maskedPaths", "readonlyPaths", "mountLabel",
@@ -237,7 +282,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
             raise ConfigError(f"linux.seccomp: {exc}") from None
 
     ns_types = set()
-    for i, ns in enumerate(_want(linux.get("namespaces") or [], list, "linux.namespaces")):
+    for i, ns in enumerate(_want(_or_empty(linux, "namespaces"), list, "linux.namespaces")):
         _want(ns, dict, f"linux.namespaces[{i}]")
         kind = ns.get("type")
         if kind not in NAMESPACES:
@@ -273,7 +318,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
         if need not in ns_types:
             raise ConfigError(f"linux.sysctl: {key} needs a {need} namespace")
     for key in ("maskedPaths", "readonlyPaths"):
-        for i, p in enumerate(_str_list(linux.get(key) or [], f"linux.{key}")):
+        for i, p in enumerate(_str_list(_or_empty(linux, key), f"linux.{key}")):
             _abs_path(p, f"linux.{key}[{i}]")
     prop = linux.get("rootfsPropagation")
     if prop:
@@ -281,7 +326,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
 
         if prop not in PROPAGATION:
             raise ConfigError(f"linux.rootfsPropagation {prop!r} is not a propagation type")
-    for i, dev in enumerate(_want(linux.get("devices") or [], list, "linux.devices")):
+    for i, dev in enumerate(_want(_or_empty(linux, "devices"), list, "linux.devices")):
         where = f"linux.devices[{i}]"
         _want(dev, dict, where)
         _abs_path(dev.get("path"), f"{where}.path")
@@ -290,8 +335,11 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
         if dev["type"] != "p":
             for key in ("major", "minor"):
                 _want(dev.get(key), int, f"{where}.{key}")
-        for key in ("fileMode", "uid", "gid"):
-            _opt(dev, key, int, where)
+        for key in ("major", "minor"):
+            _int_range(dev, key, where, 0, INT64_MAX)
+        _int_range(dev, "fileMode", where, 0, 0o7777)
+        for key in ("uid", "gid"):
+            _int_range(dev, key, where, 0, 2**32 - 2)
     pers = linux.get("personality")
     if pers:
         _want(pers, dict, "linux.personality")
@@ -322,7 +370,7 @@ def validate_process(process, where: str = "process") -> dict:
     _str_list(args, f"{where}.args")
     if process.get("commandLine"):
         raise ConfigError(f"{where}.commandLine is Windows only")
-    env = _str_list(process.get("env") or [], f"{where}.env")
+    env = _str_list(_or_empty(process, "env"), f"{where}.env")
     for i, item in enumerate(env):
         if "=" not in item:
             raise ConfigError(f"{where}.env[{i}] {item!r} is not KEY=VALUE")
@@ -345,8 +393,7 @@ def validate_process(process, where: str = "process") -> dict:
         _want(v, int, f"{where}.user.{key}")
         if not 0 <= v < 2**32 - 1:
             raise ConfigError(f"{where}.user.{key} {v} is out of range")
-    for i, g in enumerate(_want(user.get("additionalGids") or [], list,
-                                f"{where}.user.additionalGids")):
+    for i, g in enumerate(_want(_or_empty(user, "additionalGids"), list, f"{where}.user.additionalGids")):
         _want(g, int, f"{where}.user.additionalGids[{i}]")
     umask = _opt(user, "umask", int, f"{where}.user")
     if umask is not None and not 0 <= umask <= 0o777:
@@ -357,14 +404,14 @@ def validate_process(process, where: str = "process") -> dict:
     for key, names in capabilities.items():
         if key not in capmod.SETS:
             raise ConfigError(f"{where}.capabilities.{key} is not a capability set")
-        for i, name in enumerate(_str_list(names or [], f"{where}.capabilities.{key}")):
+        for i, name in enumerate(_str_list([] if names is None else names, f"{where}.capabilities.{key}")):
             try:
                 capmod.cap_number(name)
             except ValueError:
                 raise ConfigError(f"{where}.capabilities.{key}[{i}]: unknown capability "
                                   f"{name!r}") from None
     seen = set()
-    for i, rl in enumerate(_want(process.get("rlimits") or [], list, f"{where}.rlimits")):
+    for i, rl in enumerate(_want(_or_empty(process, "rlimits"), list, f"{where}.rlimits")):
         _want(rl, dict, f"{where}.rlimits[{i}]")
         kind = rl.get("type")
         if kind not in RLIMITS:
@@ -373,9 +420,14 @@ def validate_process(process, where: str = "process") -> dict:
             raise ConfigError(f"{where}.rlimits: {kind} given twice")
         seen.add(kind)
         for key in ("soft", "hard"):
-            _want(rl.get(key), int, f"{where}.rlimits[{i}].{key}")
+            if rl.get(key) is None:
+                raise ConfigError(f"{where}.rlimits[{i}].{key} is required")
+            _int_range(rl, key, f"{where}.rlimits[{i}]", 0, UINT64_MAX)
+        if rl["soft"] > rl["hard"]:
+            raise ConfigError(f"{where}.rlimits[{i}] ({kind}): soft {rl['soft']} is above "
+                              f"hard {rl['hard']}")
     _opt(process, "noNewPrivileges", bool, where)
-    _opt(process, "oomScoreAdj", int, where)
+    _int_range(process, "oomScoreAdj", where, -1000, 1000)
     for key, what in (("apparmorProfile", "AppArmor"), ("selinuxLabel", "SELinux"),
                       ("ioPriority", "I/O priority"), ("scheduler", "scheduler policy"),
                       ("execCPUAffinity", "exec CPU affinity")):
@@ -392,12 +444,12 @@ def _validate_hooks(hooks: dict) -> None:
     for name, entries in hooks.items():
         if name not in HOOK_NAMES:
             raise ConfigError(f"hooks.{name} is not a hook ({', '.join(HOOK_NAMES)})")
-        for i, hook in enumerate(_want(entries or [], list, f"hooks.{name}")):
+        for i, hook in enumerate(_want([] if entries is None else entries, list, f"hooks.{name}")):
             where = f"hooks.{name}[{i}]"
             _want(hook, dict, where)
             _abs_path(hook.get("path"), f"{where}.path")
-            _str_list(hook.get("args") or [], f"{where}.args")
-            for j, item in enumerate(_str_list(hook.get("env") or [], f"{where}.env")):
+            _str_list(_or_empty(hook, "args"), f"{where}.args")
+            for j, item in enumerate(_str_list(_or_empty(hook, "env"), f"{where}.env")):
                 if "=" not in item:
                     raise ConfigError(f"{where}.env[{j}] {item!r} is not KEY=VALUE")
             timeout = _opt(hook, "timeout", int, where)
@@ -412,19 +464,27 @@ def _validate_resources(res: dict) -> None:
     for key in ("rdma",):
         _refuse_if_set(res, key, where, key)
     mem = _opt(res, "memory", dict, where, {})
-    for key in ("limit", "reservation", "swap", "kernelTCP", "swappiness"):
-        _opt(mem, key, int, f"{where}.memory")
+    # int64 limits: -1 is "unlimited", other negatives mean nothing
+    for key in ("limit", "reservation", "swap", "kernelTCP"):
+        _int_range(mem, key, f"{where}.memory", -1, INT64_MAX)
+    _int_range(mem, "swappiness", f"{where}.memory", 0, 100)
+    _opt(mem, "disableOOMKiller", bool, f"{where}.memory")
+    _opt(mem, "useHierarchy", bool, f"{where}.memory")
+    _opt(mem, "checkBeforeUpdate", bool, f"{where}.memory")
     if mem.get("kernel"):
         raise ConfigError(f"{where}.memory.kernel (kernel memory limits) is not supported "
                           "(deprecated in the kernel)")
     cpu = _opt(res, "cpu", dict, where, {})
-    for key in ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "idle"):
-        _opt(cpu, key, int, f"{where}.cpu")
+    for key in ("shares", "period", "burst", "realtimePeriod"):
+        _int_range(cpu, key, f"{where}.cpu", 0, UINT64_MAX)
+    _int_range(cpu, "quota", f"{where}.cpu", -1, INT64_MAX)
+    _int_range(cpu, "realtimeRuntime", f"{where}.cpu", -1, INT64_MAX)
+    _opt(cpu, "idle", int, f"{where}.cpu")
     for key in ("cpus", "mems"):
         _opt(cpu, key, str, f"{where}.cpu")
     pids = _opt(res, "pids", dict, where, {})
-    _opt(pids, "limit", int, f"{where}.pids")
-    for i, rule in enumerate(_want(res.get("devices") or [], list, f"{where}.devices")):
+    _int_range(pids, "limit", f"{where}.pids", -1, INT64_MAX)
+    for i, rule in enumerate(_want(_or_empty(res, "devices"), list, f"{where}.devices")):
         _want(rule, dict, f"{where}.devices[{i}]")
         _want(rule.get("allow"), bool, f"{where}.devices[{i}].allow")
         try:
@@ -434,7 +494,7 @@ def _validate_resources(res: dict) -> None:
     _opt(res, "blockIO", dict, where)
     _opt(res, "network", dict, where)
     _opt(res, "unified", dict, where)
-    _want(res.get("hugepageLimits") or [], list, f"{where}.hugepageLimits")
+    _want(_or_empty(res, "hugepageLimits"), list, f"{where}.hugepageLimits")
 
 
 def sysctl_namespace(key: str) -> str | None:
@@ -1327,6 +1387,7 @@ def _intermediate(sock: int, cfg, bundle, rootfs, cdir, cgroup, opts) -> None:
     chan = None
     try:
         chan = Channel(sock)
+        sc.set_dumpable(False)  # before joining any namespace (CVE-2019-5736)
         for ns in cfg["linux"].get("namespaces") or []:
             if ns["type"] != "pid":
                 continue
@@ -1364,6 +1425,10 @@ def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
     from messages.runtime import CgroupJoined, CreateFailed, InitReady
 
     try:
+        # CVE-2019-5736: until it execs the user's command the init is the
+        # host's interpreter; non-dumpable, its /proc/1/exe (and fd, mem...)
+        # cannot be opened from the container (execve undoes it)
+        sc.set_dumpable(False)
         fifo_fd = os.open(os.path.join(cdir, FIFO), os.O_PATH | os.O_CLOEXEC)
         # our pid on the host, for the hooks' state (the host's /proc is
         # still ours: nothing is mounted yet)
@@ -2134,6 +2199,10 @@ def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, conso
     chan = None
     try:
         chan = Channel(sock)
+        # CVE-2019-5736: non-dumpable before joining the container (as runc),
+        # and so the process forked below until its execve: the container
+        # cannot open /proc/PID/exe (the host's interpreter) of either
+        sc.set_dumpable(False)
         for kind, fd in ns_fds:
             sc.setns(fd, NAMESPACES[kind])
         # the init's root, whatever the mount namespace's own root is

@@ -178,6 +178,13 @@ def set_no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
+def set_dumpable(on: bool) -> None:
+    """PR_SET_DUMPABLE: a non-dumpable process's /proc/PID (exe, fd, mem,
+    environ, ...) is out of reach of anyone without CAP_SYS_PTRACE; execve
+    makes a process dumpable again."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
 def set_keepcaps(on: bool) -> None:
     prctl(PR_SET_KEEPCAPS, 1 if on else 0)
 

@@ -129,7 +129,7 @@ class Harness:
             self.proc = subprocess.Popen(
                 [sys.executable, str(HARNESS), str(self.events), "--",
                  *rt.argv(command, *args)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=REPO, env=ENV)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=REPO, env=rt.env)
 
     def _events(self) -> list[dict]:
         try:
@@ -180,14 +180,17 @@ class Runtime:
         self.rootfs = rootfs
         self.ids: list[str] = []
         self.harnesses: list[Harness] = []
+        # the interpreter the runtime runs under (escape tests use a copy)
+        self.python = sys.executable
+        self.env = ENV
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "actors.runtime", "--root", str(self.root),
+        return [self.python, "-m", "actors.runtime", "--root", str(self.root),
                 "--log", str(self.log), "--log-format", "json", *args]
 
     def cmd(self, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         kw.setdefault("capture_output", True)
-        return subprocess.run(self.argv(*args), text=True, cwd=REPO, env=ENV, timeout=timeout,
+        return subprocess.run(self.argv(*args), text=True, cwd=REPO, env=self.env, timeout=timeout,
                               stdin=subprocess.DEVNULL, **kw)
 
     def spec(self, container_id: str, args: list[str], **changes) -> dict:
