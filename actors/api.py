@@ -35,6 +35,22 @@ HOSTCONFIG_SUPPORTED = {"Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuSha
                         "RestartPolicy", "LogConfig", "ReadonlyRootfs", "CapAdd", "CapDrop",
                         "ConsoleSize", "CgroupnsMode", "IpcMode", "Isolation", "ContainerIDFile",
                         "OomKillDisable", "Init"}
+# every HostConfig field of API v1.41: one of these that is not supported must
+# hold its default; a field that is not even in the API is ignored (Go's JSON
+# decoding in dockerd ignores unknown fields too)
+HOSTCONFIG_KNOWN = {
+    "AutoRemove", "Binds", "BlkioDeviceReadBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteBps",
+    "BlkioDeviceWriteIOps", "BlkioWeight", "BlkioWeightDevice", "CapAdd", "CapDrop", "Cgroup",
+    "CgroupParent", "CgroupnsMode", "ConsoleSize", "ContainerIDFile", "CpuCount", "CpuPercent",
+    "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuShares", "CpusetCpus",
+    "CpusetMems", "DeviceCgroupRules", "DeviceRequests", "Devices", "Dns", "DnsOptions", "DnsSearch",
+    "ExtraHosts", "GroupAdd", "IOMaximumBandwidth", "IOMaximumIOps", "Init", "IpcMode", "Isolation",
+    "KernelMemory", "KernelMemoryTCP", "Links", "LogConfig", "MaskedPaths", "Memory",
+    "MemoryReservation", "MemorySwap", "MemorySwappiness", "Mounts", "NanoCpus", "NetworkMode",
+    "OomKillDisable", "OomScoreAdj", "PidMode", "PidsLimit", "PortBindings", "Privileged",
+    "PublishAllPorts", "ReadonlyPaths", "ReadonlyRootfs", "RestartPolicy", "Runtime", "SecurityOpt",
+    "ShmSize", "StorageOpt", "Sysctls", "Tmpfs", "UTSMode", "Ulimits", "UsernsMode", "VolumeDriver",
+    "VolumesFrom"}
 CONFIG_SUPPORTED = {"Hostname", "Domainname", "User", "AttachStdin", "AttachStdout",
                     "AttachStderr", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Entrypoint",
                     "Image", "WorkingDir", "Labels", "StopSignal", "StopTimeout", "ExposedPorts",
@@ -72,13 +88,95 @@ def parse_signal(value: str | int | None, default: int = signal_mod.SIGKILL) -> 
     return num
 
 
+def _json_type(v: Any) -> str:
+    """The JSON kind of a decoded value, in Go's words ("cannot unmarshal number ...")."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(v), type(v).__name__)
+
+
 def _expect(obj: Any, kind: type, what: str) -> Any:
     if obj is None:
         return kind()
     if not isinstance(obj, kind) or (kind is int and isinstance(obj, bool)):
-        raise HTTPError(400, f"json: cannot unmarshal {type(obj).__name__} into {what} of type "
+        raise HTTPError(400, f"json: cannot unmarshal {_json_type(obj)} into {what} of type "
                              f"{ {dict: 'object', list: 'array', str: 'string', int: 'number', bool: 'bool'}[kind]}")
     return obj
+
+
+# the JSON types of ContainerConfig and HostConfig (API v1.41), checked as
+# dockerd's Go decoder does: null is always fine (the zero value)
+_STR, _BOOL, _INT, _STRS, _STRS_OR_STR, _INTS, _OBJ, _OBJS = (
+    "string", "bool", "int64", "[]string", "strslice", "[]int", "object", "[]object")
+CONFIG_TYPES = {
+    **dict.fromkeys(("Hostname", "Domainname", "User", "Image", "WorkingDir", "StopSignal",
+                     "MacAddress"), _STR),
+    **dict.fromkeys(("AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce",
+                     "ArgsEscaped", "NetworkDisabled"), _BOOL),
+    "StopTimeout": _INT, "Env": _STRS, "OnBuild": _STRS, "Shell": _STRS,
+    "Cmd": _STRS_OR_STR, "Entrypoint": _STRS_OR_STR,
+    **dict.fromkeys(("Labels", "ExposedPorts", "Volumes", "Healthcheck", "HostConfig",
+                     "NetworkingConfig"), _OBJ),
+}
+HOSTCONFIG_TYPES = {
+    **dict.fromkeys(("Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuShares", "CpuQuota",
+                     "CpuPeriod", "ShmSize", "MemorySwappiness", "OomScoreAdj", "BlkioWeight",
+                     "CpuCount", "CpuPercent", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+                     "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "IOMaximumBandwidth",
+                     "IOMaximumIOps"), _INT),
+    **dict.fromkeys(("AutoRemove", "ReadonlyRootfs", "OomKillDisable", "Init", "Privileged",
+                     "PublishAllPorts"), _BOOL),
+    **dict.fromkeys(("Runtime", "NetworkMode", "CgroupnsMode", "IpcMode", "Isolation",
+                     "ContainerIDFile", "Cgroup", "CgroupParent", "PidMode", "UTSMode", "UsernsMode",
+                     "VolumeDriver", "CpusetCpus", "CpusetMems"), _STR),
+    **dict.fromkeys(("CapAdd", "CapDrop", "Binds", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts",
+                     "GroupAdd", "Links", "SecurityOpt", "VolumesFrom", "DeviceCgroupRules",
+                     "MaskedPaths", "ReadonlyPaths"), _STRS),
+    "ConsoleSize": _INTS,
+    **dict.fromkeys(("RestartPolicy", "LogConfig", "PortBindings", "StorageOpt", "Sysctls", "Tmpfs"), _OBJ),
+    **dict.fromkeys(("Ulimits", "Devices", "Mounts", "DeviceRequests", "BlkioWeightDevice",
+                     "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+                     "BlkioDeviceWriteIOps"), _OBJS),
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+
+
+def check_types(obj: dict, types: dict[str, str], prefix: str) -> None:
+    """400 with Go's wording for a field whose JSON type is wrong."""
+    for key, kind in types.items():
+        v = obj.get(key)
+        if v is None:
+            continue
+        ok = {
+            _STR: lambda: isinstance(v, str),
+            _BOOL: lambda: isinstance(v, bool),
+            _INT: lambda: _is_int(v),
+            _STRS: lambda: isinstance(v, list) and all(isinstance(x, str) for x in v),
+            _STRS_OR_STR: lambda: isinstance(v, str) or isinstance(v, list) and all(isinstance(x, str) for x in v),
+            _INTS: lambda: isinstance(v, list) and all(_is_int(x) for x in v),
+            _OBJ: lambda: isinstance(v, dict),
+            _OBJS: lambda: isinstance(v, list) and all(isinstance(x, (dict, type(None))) for x in v),
+        }[kind]()
+        if not ok:
+            shown = v
+            if isinstance(v, list):
+                bad = [x for x in v if not (isinstance(x, str) if kind in (_STRS, _STRS_OR_STR) else
+                                            _is_int(x) if kind == _INTS else isinstance(x, dict))]
+                shown = bad[0] if bad else v
+                element = {_STRS: _STR, _STRS_OR_STR: _STR, _INTS: "int", _OBJS: _OBJ}.get(kind)
+                if bad and element:
+                    raise HTTPError(400, f"json: cannot unmarshal {_json_type(shown)} into Go struct field "
+                                         f"{prefix}.{key} of type {element}")
+            what = _json_type(shown)
+            if what == "number" and isinstance(shown, float) and kind == _INT:
+                what = f"number {shown}"
+            raise HTTPError(400, f"json: cannot unmarshal {what} into Go struct field {prefix}.{key} "
+                                 f"of type {kind if kind != _STRS_OR_STR else '[]string'}")
 
 
 def _str_list(obj: Any, what: str) -> list[str] | None:
@@ -86,8 +184,11 @@ def _str_list(obj: Any, what: str) -> list[str] | None:
         return None
     if isinstance(obj, str):
         return [obj]
-    if not isinstance(obj, list) or not all(isinstance(x, str) for x in obj):
-        raise HTTPError(400, f"json: cannot unmarshal into {what} of type []string")
+    if not isinstance(obj, list):
+        raise HTTPError(400, f"json: cannot unmarshal {_json_type(obj)} into {what} of type []string")
+    for x in obj:
+        if not isinstance(x, str):
+            raise HTTPError(400, f"json: cannot unmarshal {_json_type(x)} into {what} of type string")
     return obj
 
 
@@ -180,9 +281,9 @@ def make_router(daemon) -> Router:
             filters = C.parse_filters(req.q_json("filters"), EVENT_FILTERS)
         except C.ContainerError as exc:
             raise HTTPError(400, exc.message) from None
-        sub = daemon.events.subscribe()
-
         async def gen():
+            # subscribed when the stream starts (a stream never started holds nothing)
+            sub = daemon.events.subscribe()
             last = 0
             try:
                 if since is not None:
@@ -202,7 +303,7 @@ def make_router(daemon) -> Router:
                         if event_matches(ev, filters):
                             yield (json.dumps(ev.to_docker()) + "\n").encode()
             finally:
-                sub.close()
+                daemon.events.unsubscribe(sub)
 
         return StreamResponse(gen(), 200, "application/json")
 
@@ -242,12 +343,19 @@ def make_router(daemon) -> Router:
             raise HTTPError(exc.status, exc.message) from None
         if limit and limit > 0:
             out = out[:limit]
+        if req.q_bool("size"):
+            for item in out:
+                rec = daemon.records.get(item["Id"])
+                if rec is not None:
+                    item.update(await _sizes(daemon, rec))
         return json_response(out)
 
     r.add("GET", "/containers/json", list_containers)
 
     async def inspect(req):
         rec = daemon.find(req.params["id"])
+        if req.q_bool("size"):
+            return json_response({**rec, **await _sizes(daemon, rec)})
         return json_response(rec)
 
     r.add("GET", "/containers/{id}/json", inspect)
@@ -394,8 +502,8 @@ def make_router(daemon) -> Router:
             raise HTTPError(409, "You cannot attach to a stopped container, start it first")
         stdout, stderr, stdin = req.q_bool("stdout"), req.q_bool("stderr"), req.q_bool("stdin")
         want_logs, stream = req.q_bool("logs"), req.q_bool("stream")
-        if stdin:
-            raise HTTPError(501, "attaching stdin is not implemented yet")
+        stdin = stdin and bool(rec["Config"].get("OpenStdin"))  # else dockerd ignores it
+        stdin_once = bool(rec["Config"].get("StdinOnce"))
         tty = bool(rec["Config"].get("Tty"))
         cid = rec["Id"]
         path = rec["LogPath"]
@@ -407,11 +515,38 @@ def make_router(daemon) -> Router:
             offset = start_offset
             gone = trio.Event()
 
-            async def drain_input():
-                # stdin is not attached: read and drop whatever the client sends
+            async def task_up() -> bool:
+                # `run -i` attaches before start: stdin waits for the task
+                while True:
+                    cur = daemon.records.get(cid)
+                    if cur is None or daemon.exit_seq.get(cid, 0) > seq0:
+                        return False
+                    if cur["State"]["Running"]:
+                        return True
+                    await daemon.wait_change(cid, 0.05)
+
+            async def forward(data: bytes, eof: bool) -> None:
+                if await task_up():
+                    try:
+                        await daemon.sup_request(sup.WriteStdin(container_id=cid, data=data, eof=eof))
+                    except RemoteError:
+                        pass  # the container closed its stdin or is gone
+
+            async def pump_input():
+                # with stdin attached, the client's bytes go to the container in
+                # order; its half-close closes the container's stdin (StdinOnce).
+                # Without, they are read and dropped.
                 try:
-                    while await conn.receive_some(65536):
-                        pass
+                    if stdin and leftover:
+                        await forward(leftover, False)
+                    while True:
+                        data = await conn.receive_some(65536)
+                        if not data:
+                            break
+                        if stdin:
+                            await forward(data, False)
+                    if stdin and stdin_once:
+                        await forward(b"", True)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     gone.set()
 
@@ -421,7 +556,7 @@ def make_router(daemon) -> Router:
 
             try:
                 async with trio.open_nursery() as n:
-                    n.start_soon(drain_input)
+                    n.start_soon(pump_input)
                     while not gone.is_set():
                         entries, offset = await trio.to_thread.run_sync(L.read_from, path, offset)
                         await send(entries)
@@ -444,6 +579,199 @@ def make_router(daemon) -> Router:
         return Hijack(run, ctype)
 
     r.add("POST", "/containers/{id}/attach", attach)
+
+    async def resize(req):
+        rec = daemon.find(req.params["id"])
+        h, w = req.q_int("h", 0), req.q_int("w", 0)
+        if not rec["State"]["Running"]:
+            raise HTTPError(409, f"Container {rec['Id']} is not running")
+        if not rec["Config"].get("Tty"):
+            return Response(200, b"", None)  # dockerd ignores a resize without a TTY
+        await daemon.sup_request(sup.ResizeTask(container_id=rec["Id"], height=h, width=w))
+        return Response(200, b"", None)
+
+    r.add("POST", "/containers/{id}/resize", resize)
+
+    # -- rename, top, stats, prune --------------------------------------------------
+    async def rename(req):
+        new_name = req.q("name") or ""
+        if not new_name:
+            raise HTTPError(400, "Neither old nor new names may be empty")
+        rec = daemon.find(req.params["id"])
+        cid = rec["Id"]
+        async with daemon.lock(cid):
+            if cid not in daemon.records:
+                raise HTTPError(404, f"No such container: {req.params['id']}")
+            try:
+                full = C.rename_check(rec, new_name, daemon.names)
+            except C.ContainerError as exc:
+                raise HTTPError(exc.status, exc.message) from None
+            old = rec["Name"]
+            daemon.names[full] = cid  # claimed before anything can fail
+            rec["Name"] = full
+            try:
+                daemon.save(rec)
+            except BaseException:
+                rec["Name"] = old
+                daemon.names.pop(full, None)
+                raise
+            if daemon.names.get(old) == cid:
+                daemon.names.pop(old, None)
+        daemon.events.publish("container", "rename", cid, daemon.event_attrs(rec, oldName=old))
+        return Response(204, b"", None)
+
+    r.add("POST", "/containers/{id}/rename", rename)
+
+    async def top(req):
+        rec = daemon.find(req.params["id"])
+        ps_args = req.q("ps_args") or ""
+        if not rec["State"]["Running"]:
+            raise HTTPError(409, f"Container {rec['Id']} is not running")
+        try:
+            C.ps_columns(ps_args)  # bad arguments fail before any work
+            body = await trio.to_thread.run_sync(_top, daemon, rec, ps_args)
+        except C.ContainerError as exc:
+            raise HTTPError(exc.status, exc.message) from None
+        return json_response(body)
+
+    r.add("GET", "/containers/{id}/top", top)
+
+    async def stats(req):
+        rec = daemon.find(req.params["id"])
+        stream = req.q_bool("stream", True)
+        one_shot = req.q_bool("one-shot")
+        if one_shot and stream:
+            raise HTTPError(400, "cannot have stream=true and one-shot=true")
+        cid = rec["Id"]
+
+        async def sample_of(current: dict) -> tuple[dict | None, int]:
+            if not current["State"]["Running"]:
+                return None, 0
+            return await trio.to_thread.run_sync(_stats_sample, daemon, current), time.time_ns()
+
+        if not stream:
+            first, first_ns = await sample_of(rec)
+            if first is None:
+                return json_response(C.empty_stats(rec))
+            if one_shot:
+                return json_response(C.stats_json(rec, first, None, first_ns, 0))
+            await trio.sleep(STATS_INTERVAL)  # dockerd primes the cpu stats with a first frame
+            second, second_ns = await sample_of(rec)
+            if second is None:
+                return json_response(C.empty_stats(rec))
+            return json_response(C.stats_json(rec, second, first, second_ns, first_ns))
+
+        async def gen():
+            pre, pre_ns = None, 0
+            while True:
+                current = daemon.records.get(cid)
+                if current is None:
+                    return  # removed: the stream ends
+                cur, cur_ns = await sample_of(current)
+                if cur is None:
+                    yield (json.dumps(C.empty_stats(current)) + "\n").encode()
+                    pre = None
+                else:
+                    yield (json.dumps(C.stats_json(current, cur, pre, cur_ns, pre_ns)) + "\n").encode()
+                    pre, pre_ns = cur, cur_ns
+                await trio.sleep(STATS_INTERVAL)
+
+        return StreamResponse(gen(), 200, "application/json")
+
+    r.add("GET", "/containers/{id}/stats", stats)
+
+    async def prune(req):
+        try:
+            filters = C.parse_filters(req.q_json("filters"), {"until", "label", "label!"})
+            until = _prune_until(filters.get("until", []))
+        except C.ContainerError as exc:
+            raise HTTPError(exc.status, exc.message) from None
+        deleted, reclaimed = [], 0
+        for rec in sorted(daemon.records.values(), key=lambda x: x["Created"]):
+            st = rec["State"]
+            if st["Running"] or st["Paused"] or st["Restarting"] or st["Status"] == "removing":
+                continue
+            labels = rec["Config"].get("Labels") or {}
+            if "label" in filters and not C.labels_match(labels, filters["label"]):
+                continue
+            if "label!" in filters and any(C.labels_match(labels, [w]) for w in filters["label!"]):
+                continue
+            if until is not None and C.parse_rfc3339(rec["Created"]) >= until:
+                continue
+            size = await trio.to_thread.run_sync(_du, rec["GraphDriver"]["Data"]["UpperDir"])
+            try:
+                await remove_container(daemon, rec, force=False)
+            except (HTTPError, RemoteError) as exc:
+                log.warning("prune: could not remove %s: %s", rec["Id"][:12], exc)
+                continue
+            deleted.append(rec["Id"])
+            reclaimed += size
+        daemon.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+        # dockerd's nil slice: null when nothing was deleted
+        return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+    r.add("POST", "/containers/prune", prune)
+
+    async def system_df(req):
+        imgs = await trio.to_thread.run_sync(daemon.images.list)
+        counts: dict[str, int] = {}
+        for rec in daemon.records.values():
+            counts[rec.get("Image", "")] = counts.get(rec.get("Image", ""), 0) + 1
+        images = []
+        for img in imgs:
+            item = img.to_docker_summary()
+            item["Containers"] = counts.get(item["Id"], 0)
+            item.setdefault("SharedSize", 0)
+            images.append(item)
+        sizes = {i["Id"]: i.get("Size", 0) for i in images}
+        containers = []
+        for rec in sorted(daemon.records.values(), key=lambda x: x["Created"], reverse=True):
+            item = C.summary(rec)
+            item["SizeRw"] = await trio.to_thread.run_sync(_du, rec["GraphDriver"]["Data"]["UpperDir"])
+            item["SizeRootFs"] = item["SizeRw"] + sizes.get(rec.get("Image", ""), 0)
+            containers.append(item)
+        return json_response({"LayersSize": sum(sizes.values()), "Images": images,
+                              "Containers": containers, "Volumes": [], "BuildCache": []})
+
+    r.add("GET", "/system/df", system_df)
+
+    # -- files: export, archive (docker cp from a container) ---------------------------
+    async def export(req):
+        rec = daemon.find(req.params["id"])
+        root = await trio.to_thread.run_sync(_open_container_root, rec, "export")
+        return StreamResponse(_ThreadStream(_export_tar(root), root.close), 200, "application/x-tar")
+
+    r.add("GET", "/containers/{id}/export", export)
+
+    async def archive(req):
+        ref = req.params["id"]
+        rec = daemon.find(ref)
+        path = req.q("path") or ""
+        if not path:
+            raise HTTPError(400, "Path cannot be empty")
+        root = await trio.to_thread.run_sync(_open_container_root, rec, "copy files from")
+        try:
+            target = await trio.to_thread.run_sync(_locate, root, path)
+        except FileNotFoundError:
+            root.close()
+            raise HTTPError(404, f"Could not find the file {path} in container {ref}") from None
+        except OSError as exc:
+            root.close()
+            raise HTTPError(400, f"{path}: {exc.strerror or exc}") from None
+        stat_header = ("X-Docker-Container-Path-Stat", target.stat_header())
+        if req.method == "HEAD":
+            target.close()
+            root.close()
+            return Response(200, b"", "application/json", [stat_header])
+
+        def release():
+            target.close()
+            root.close()
+
+        return StreamResponse(_ThreadStream(_archive_tar(root, target), release), 200,
+                              "application/x-tar", [stat_header])
+
+    r.add("GET", "/containers/{id}/archive", archive)
 
     from . import api_images
 
@@ -471,13 +799,11 @@ def make_router(daemon) -> Router:
         ("GET", "/volumes"), ("POST", "/volumes/create"),
         ("DELETE", "/volumes/{id}"), ("POST", "/volumes/prune"),
         ("POST", "/containers/{id}/exec"), ("POST", "/exec/{id}/start"), ("GET", "/exec/{id}/json"),
-        ("POST", "/exec/{id}/resize"), ("GET", "/containers/{id}/top"), ("GET", "/containers/{id}/stats"),
+        ("POST", "/exec/{id}/resize"),
         ("POST", "/containers/{id}/pause"), ("POST", "/containers/{id}/unpause"),
-        ("POST", "/containers/{id}/rename"), ("POST", "/containers/{id}/update"),
-        ("POST", "/containers/{id}/resize"), ("GET", "/containers/{id}/archive"),
-        ("PUT", "/containers/{id}/archive"), ("HEAD", "/containers/{id}/archive"),
-        ("GET", "/containers/{id}/export"), ("GET", "/containers/{id}/changes"),
-        ("POST", "/containers/prune"), ("GET", "/system/df"), ("POST", "/build"),
+        ("POST", "/containers/{id}/update"),
+        ("PUT", "/containers/{id}/archive"), ("GET", "/containers/{id}/changes"),
+        ("POST", "/build"),
     ):
         r.add(method, pattern, not_yet)
     return r
@@ -502,20 +828,21 @@ def _wait_result(rec: dict) -> dict:
 
 # -- container operations (shared by routes and the daemon) ------------------------
 async def create_container(daemon, body: dict, name: str) -> dict:
+    check_types(body, CONFIG_TYPES, "ContainerConfigWrapper")
     cfg_in = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
     hc = _expect(body.get("HostConfig"), dict, "HostConfig")
+    check_types(hc, HOSTCONFIG_TYPES, "HostConfig")
+    for key in ("Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod"):
+        if isinstance(hc.get(key), float):
+            hc[key] = int(hc[key])  # 1e9 is a number JSON writers send for an int64
     for key, value in hc.items():
         if key == "MemorySwappiness" and value in (None, -1):
             continue  # -1 is the clients' "unset"
-        if key not in HOSTCONFIG_SUPPORTED and not _empty(value):
+        if key not in HOSTCONFIG_SUPPORTED and key in HOSTCONFIG_KNOWN and not _empty(value):
             raise HTTPError(400, f"HostConfig.{key} is not supported by trioctr yet")
     for key in ("Volumes", "MacAddress", "Healthcheck", "OnBuild", "Shell"):
         if not _empty(cfg_in.get(key)):
             raise HTTPError(400, f"Config.{key} is not supported by trioctr yet")
-    if cfg_in.get("OpenStdin") or cfg_in.get("AttachStdin"):
-        raise HTTPError(400, "interactive containers (-i) are not supported by trioctr yet")
-    if cfg_in.get("Tty"):
-        raise HTTPError(400, "a TTY (-t) is not supported by trioctr yet")
     rp = _expect(hc.get("RestartPolicy"), dict, "RestartPolicy")
     if rp.get("Name") not in (None, "", "no"):
         raise HTTPError(400, f"restart policy {rp.get('Name')!r} is not supported by trioctr yet")
@@ -537,7 +864,7 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     for key in ("Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod"):
         v = hc.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
-            raise HTTPError(400, f"json: cannot unmarshal {type(v).__name__} into HostConfig.{key} of type int64")
+            raise HTTPError(400, f"json: cannot unmarshal {_json_type(v)} into HostConfig.{key} of type int64")
     mem = hc.get("Memory") or 0
     if mem and mem < MIN_MEMORY:
         raise HTTPError(400, "Minimum memory limit allowed is 6MB")
@@ -557,7 +884,9 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     if runtime and runtime != "trioctr" and runtime not in daemon.config.runtimes:
         raise HTTPError(400, f"unknown or invalid runtime name: {runtime}")
     image_ref = cfg_in.get("Image")
-    if not isinstance(image_ref, str) or not image_ref:
+    if image_ref is not None and not isinstance(image_ref, str):
+        raise HTTPError(400, f"json: cannot unmarshal {_json_type(image_ref)} into Config.Image of type string")
+    if not image_ref:
         raise HTTPError(400, "No image was specified")
     cmd = _str_list(cfg_in.get("Cmd"), "Config.Cmd")
     entrypoint = _str_list(cfg_in.get("Entrypoint"), "Config.Entrypoint")
@@ -570,7 +899,7 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         raise HTTPError(400, "json: cannot unmarshal into Config.Labels of type map[string]string")
     for key in ("User", "WorkingDir", "Hostname", "Domainname", "StopSignal"):
         if cfg_in.get(key) is not None and not isinstance(cfg_in.get(key), str):
-            raise HTTPError(400, f"json: cannot unmarshal {type(cfg_in[key]).__name__} into Config.{key} of type string")
+            raise HTTPError(400, f"json: cannot unmarshal {_json_type(cfg_in[key])} into Config.{key} of type string")
     wd = cfg_in.get("WorkingDir") or ""
     if wd and not wd.startswith("/"):
         raise HTTPError(400, f"the working directory '{wd}' is invalid, it needs to be an absolute path")
@@ -603,10 +932,10 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     d = daemon.container_dir(cid)
     cfg = {
         "Hostname": cfg_in.get("Hostname") or cid[:12], "Domainname": cfg_in.get("Domainname") or "",
-        "User": merged.get("User") or "", "AttachStdin": False,
+        "User": merged.get("User") or "", "AttachStdin": bool(cfg_in.get("AttachStdin")),
         "AttachStdout": bool(cfg_in.get("AttachStdout")),
-        "AttachStderr": bool(cfg_in.get("AttachStderr")), "Tty": False, "OpenStdin": False,
-        "StdinOnce": False, "Env": merged.get("Env") or [], "Cmd": merged.get("Cmd"),
+        "AttachStderr": bool(cfg_in.get("AttachStderr")), "Tty": bool(cfg_in.get("Tty")),
+        "OpenStdin": bool(cfg_in.get("OpenStdin")), "StdinOnce": bool(cfg_in.get("StdinOnce")), "Env": merged.get("Env") or [], "Cmd": merged.get("Cmd"),
         "Image": image_ref, "Volumes": None, "WorkingDir": merged.get("WorkingDir") or "",
         "Entrypoint": merged.get("Entrypoint"), "OnBuild": None, "Labels": merged.get("Labels") or {},
     }
@@ -703,6 +1032,7 @@ def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
         container_id=rec["Id"], image_config={"config": cfg}, user=cfg.get("User") or "",
         hostname=cfg.get("Hostname") or "", domainname=cfg.get("Domainname") or "",
         readonly_rootfs=bool(hc.get("ReadonlyRootfs")), layer_dirs=layers,
+        tty=bool(cfg.get("Tty")), open_stdin=bool(cfg.get("OpenStdin")),
         memory=hc.get("Memory") or 0, memory_swap=hc.get("MemorySwap") or 0,
         pids_limit=hc.get("PidsLimit"), nano_cpus=hc.get("NanoCpus") or 0,
         cpu_shares=hc.get("CpuShares") or 0, cpu_quota=hc.get("CpuQuota") or 0,
@@ -732,7 +1062,8 @@ async def start_container(daemon, rec: dict) -> None:
         if runtime == "trioctr":
             runtime = ""
         create = sup.CreateTask(container_id=cid, spec=spec, rootfs=mounts, log_path=rec["LogPath"],
-                                runtime=runtime, stdin=False, terminal=False)
+                                runtime=runtime, stdin=bool(rec["Config"].get("OpenStdin")),
+                                terminal=bool(rec["Config"].get("Tty")))
         try:
             await _previous_task_gone(daemon, cid)
             created = await _create_task(daemon, create)
@@ -765,20 +1096,33 @@ def _link_broke(exc: RemoteError) -> bool:
     return exc.code is ErrorCode.UNAVAILABLE
 
 
+SUP_ATTEMPTS = 3  # a request survives this many supervisor deaths in a row
+
+
+async def _link_settled(daemon, timeout: float = 5.0) -> None:
+    """After a request failed because the supervisor link broke: wait until
+    the daemon has noticed (it drops the dead link and waits for a new
+    supervisor, which ``sup_request`` then waits for)."""
+    with trio.move_on_after(timeout):
+        while daemon.sup_link is not None and daemon.sup_link.closed:
+            await trio.sleep(0.02)
+
+
 async def sup_call(daemon, msg, *, timeout: float = 60.0):
     """A request to the supervisor that survives a supervisor restart.
 
     When the link breaks while the request is in flight (the supervisor died
     and the daemon is starting a new one), the request is asked again of the
-    new supervisor (``sup_request`` waits for it).  Only for requests that may
-    be repeated: kill, delete, state."""
-    try:
-        return await daemon.sup_request(msg, timeout=timeout)
-    except RemoteError as exc:
-        if not _link_broke(exc):
-            raise
-        log.warning("supervisor link broke during %s (%s); asking again", type(msg).__name__, exc.message)
-    return await daemon.sup_request(msg, timeout=timeout)
+    new supervisor.  Only for requests that may be repeated: kill, delete,
+    list."""
+    for attempt in range(SUP_ATTEMPTS):
+        try:
+            return await daemon.sup_request(msg, timeout=timeout)
+        except RemoteError as exc:
+            if not _link_broke(exc) or attempt == SUP_ATTEMPTS - 1:
+                raise
+            log.warning("supervisor link broke during %s (%s); asking again", type(msg).__name__, exc.message)
+            await _link_settled(daemon)
 
 
 async def _find_task(daemon, cid: str):
@@ -804,14 +1148,21 @@ async def _create_task(daemon, create: "sup.CreateTask"):
             raise
     # the supervisor went away during the create: the new one has either
     # re-adopted the created task (use it) or never saw it (create again)
-    log.warning("supervisor link broke while creating the task of %s; recovering", cid[:12])
-    task = await _find_task(daemon, cid)
-    if task is not None and task.status == "created":
-        return task
-    if task is not None:
-        await _delete_task_quietly(daemon, cid)
-        await _previous_task_gone(daemon, cid)
-    return await daemon.sup_request(create)
+    for attempt in range(SUP_ATTEMPTS):
+        log.warning("supervisor link broke while creating the task of %s; recovering", cid[:12])
+        await _link_settled(daemon)
+        task = await _find_task(daemon, cid)
+        if task is not None and task.status == "created":
+            return task
+        if task is not None:
+            await _delete_task_quietly(daemon, cid)
+            await _previous_task_gone(daemon, cid)
+        try:
+            return await daemon.sup_request(create)
+        except RemoteError as exc:
+            if not _link_broke(exc) or attempt == SUP_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _start_task(daemon, cid: str):
@@ -820,11 +1171,18 @@ async def _start_task(daemon, cid: str):
     except RemoteError as exc:
         if not _link_broke(exc):
             raise
-    log.warning("supervisor link broke while starting the task of %s; recovering", cid[:12])
-    task = await _find_task(daemon, cid)
-    if task is not None and task.status in ("running", "stopped"):
-        return task  # it did start (and maybe already exited: its exit event follows)
-    return await daemon.sup_request(sup.StartTask(container_id=cid))
+    for attempt in range(SUP_ATTEMPTS):
+        log.warning("supervisor link broke while starting the task of %s; recovering", cid[:12])
+        await _link_settled(daemon)
+        task = await _find_task(daemon, cid)
+        if task is not None and task.status in ("running", "stopped"):
+            return task  # it did start (and maybe already exited: its exit event follows)
+        try:
+            return await daemon.sup_request(sup.StartTask(container_id=cid))
+        except RemoteError as exc:
+            if not _link_broke(exc) or attempt == SUP_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _shim_dir(daemon, cid: str) -> str:
@@ -943,3 +1301,636 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         await trio.to_thread.run_sync(shutil.rmtree, daemon.container_dir(cid), True)
     daemon.events.publish("container", "destroy", cid, daemon.event_attrs(rec))
     daemon.notify(cid)
+
+
+# -- top and stats: /proc and the container's cgroup ---------------------------------
+STATS_INTERVAL = 1.0  # dockerd's stats collector samples once a second
+
+
+def _container_cgroup(daemon, rec: dict):
+    from linux.cgroups import open_cgroup
+    from oci.spec import cgroups_path
+
+    return open_cgroup(cgroups_path(daemon.config.cgroup_parent, rec["Id"]))
+
+
+def _read_proc(pid: int) -> dict | None:
+    """One process as `ps` sees it, from /proc/PID/{stat,status,cmdline}."""
+    import pwd
+
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("utf-8", "replace")
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None  # gone meanwhile
+    lp, rp = stat.index("("), stat.rindex(")")
+    comm = stat[lp + 1:rp]
+    f = stat[rp + 2:].split()  # f[0] is field 3 (state)
+    uid = 0
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            uid = int(line.split()[2])  # the effective uid, as ps -f shows
+            break
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")]
+    while args and args[-1] == "":
+        args.pop()
+    return {"pid": pid, "ppid": int(f[1]), "uid": uid, "user": user, "state": f[0], "comm": comm,
+            "args": args, "tty": int(f[4]), "utime": int(f[11]), "stime": int(f[12]),
+            "nlwp": int(f[17]), "start": int(f[19]), "vsz": int(f[20]), "rss": int(f[21])}
+
+
+def _proc_ctx() -> dict:
+    boot = 0.0
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("btime "):
+                boot = float(line.split()[1])
+                break
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"now": time.time(), "boot": boot, "hz": os.sysconf("SC_CLK_TCK"),
+            "page": os.sysconf("SC_PAGE_SIZE"), "mem": mem}
+
+
+def _top(daemon, rec: dict, ps_args: str) -> dict:
+    """The processes in the container's cgroup (host pids, as dockerd shows)."""
+    pids = _container_cgroup(daemon, rec).pids()
+    procs = [p for p in (_read_proc(pid) for pid in pids) if p is not None]
+    return C.ps_table(procs, ps_args, _proc_ctx())
+
+
+def _read_text(directory: str | None, name: str) -> str | None:
+    if not directory:
+        return None
+    try:
+        with open(os.path.join(directory, name)) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _read_int(directory: str | None, name: str) -> int | None:
+    text = _read_text(directory, name)
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _kv(text: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                pass
+    return out
+
+
+def _system_cpu_ns() -> int:
+    """/proc/stat's cpu line in ns, as dockerd's system_cpu_usage."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu "):
+                ticks = sum(int(x) for x in line.split()[1:8])
+                return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return 0
+
+
+def _machine_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            return int(f.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _stats_sample(daemon, rec: dict) -> dict | None:
+    """CPU, memory, pids and block I/O of the container's cgroup (v1 or v2), in
+    the pieces of dockerd's StatsJSON."""
+    cg = _container_cgroup(daemon, rec)
+    online = os.cpu_count() or 1
+    hz = os.sysconf("SC_CLK_TCK")
+    machine = _machine_memory()
+    throttling = {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+    if cg.version == 2:
+        d = cg.path
+        cpu = _kv(_read_text(d, "cpu.stat"))
+        throttling = {"periods": cpu.get("nr_periods", 0), "throttled_periods": cpu.get("nr_throttled", 0),
+                      "throttled_time": cpu.get("throttled_usec", 0) * 1000}
+        cpu_stats = {"cpu_usage": {"total_usage": cpu.get("usage_usec", 0) * 1000,
+                                   "usage_in_kernelmode": cpu.get("system_usec", 0) * 1000,
+                                   "usage_in_usermode": cpu.get("user_usec", 0) * 1000},
+                     "system_cpu_usage": _system_cpu_ns(), "online_cpus": online,
+                     "throttling_data": throttling}
+        usage = _read_int(d, "memory.current")
+        if usage is None and not os.path.isdir(d):
+            return None
+        limit = _read_int(d, "memory.max") or machine
+        memory = {"usage": usage or 0, "stats": _kv(_read_text(d, "memory.stat")),
+                  "limit": min(limit, machine) if machine else limit}
+        pids = {"current": _read_int(d, "pids.current") or 0}
+        pmax = _read_int(d, "pids.max")
+        if pmax:
+            pids["limit"] = pmax
+        blkio = []
+        for line in (_read_text(d, "io.stat") or "").splitlines():
+            dev, *pairs = line.split()
+            major, _, minor = dev.partition(":")
+            kv = dict(p.split("=", 1) for p in pairs if "=" in p)
+            for op, key in (("read", "rbytes"), ("write", "wbytes")):
+                if key in kv:
+                    blkio.append({"major": int(major), "minor": int(minor), "op": op, "value": int(kv[key])})
+        return {"cpu": cpu_stats, "memory": memory, "pids": pids, "blkio": blkio}
+    dirs = cg.dirs
+    acct = dirs.get("cpuacct")
+    total = _read_int(acct, "cpuacct.usage")
+    if total is None:
+        return None  # the cgroup is gone: the container stopped
+    percpu = [int(x) for x in (_read_text(acct, "cpuacct.usage_percpu") or "").split() if x.isdigit()]
+    st = _kv(_read_text(acct, "cpuacct.stat"))
+    cpu = _kv(_read_text(dirs.get("cpu"), "cpu.stat"))
+    if cpu:
+        throttling = {"periods": cpu.get("nr_periods", 0), "throttled_periods": cpu.get("nr_throttled", 0),
+                      "throttled_time": cpu.get("throttled_time", 0)}
+    cpu_stats = {"cpu_usage": {"total_usage": total, "percpu_usage": percpu,
+                               "usage_in_kernelmode": st.get("system", 0) * 1_000_000_000 // hz,
+                               "usage_in_usermode": st.get("user", 0) * 1_000_000_000 // hz},
+                 "system_cpu_usage": _system_cpu_ns(), "online_cpus": online,
+                 "throttling_data": throttling}
+    md = dirs.get("memory")
+    limit = _read_int(md, "memory.limit_in_bytes") or 0
+    if machine and (not limit or limit > machine):
+        limit = machine  # no limit: the machine's memory, as dockerd says
+    memory = {"usage": _read_int(md, "memory.usage_in_bytes") or 0,
+              "max_usage": _read_int(md, "memory.max_usage_in_bytes") or 0,
+              "stats": _kv(_read_text(md, "memory.stat")),
+              "failcnt": _read_int(md, "memory.failcnt") or 0, "limit": limit}
+    pd = dirs.get("pids")
+    pids = {"current": _read_int(pd, "pids.current") or 0}
+    pmax = _read_int(pd, "pids.max")
+    if pmax:
+        pids["limit"] = pmax
+    blkio = []
+    for line in (_read_text(dirs.get("blkio"), "blkio.throttle.io_service_bytes_recursive") or "").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and ":" in parts[0]:
+            major, _, minor = parts[0].partition(":")
+            blkio.append({"major": int(major), "minor": int(minor), "op": parts[1], "value": int(parts[2])})
+    return {"cpu": cpu_stats, "memory": memory, "pids": pids, "blkio": blkio or None}
+
+
+async def _sizes(daemon, rec: dict) -> dict[str, int]:
+    """SizeRw (the container's own layer) and SizeRootFs (with its image's)."""
+    rw = await trio.to_thread.run_sync(_du, rec["GraphDriver"]["Data"]["UpperDir"])
+    try:
+        image = await get_image(daemon, rec["Image"])
+        base = image.to_docker_summary().get("Size", 0)
+    except HTTPError:
+        base = 0
+    return {"SizeRw": rw, "SizeRootFs": rw + base}
+
+
+def _du(path: str) -> int:
+    """Bytes in the regular files under ``path`` (never following links)."""
+    total = 0
+    stack = [path]
+    seen: set[tuple[int, int]] = set()
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                for entry in it:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        if st.st_nlink > 1:
+                            key = (st.st_dev, st.st_ino)
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                        total += st.st_size
+        except OSError:
+            continue
+    return total
+
+
+def _prune_until(values: list[str]) -> float | None:
+    """The `until` filter of prune: unix time, RFC 3339, or a Go duration ago."""
+    import re
+
+    if not values:
+        return None
+    if len(values) > 1:
+        raise C.ContainerError("more than one until filter specified")
+    v = values[0].strip()
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    m = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms|us|ns))+)", v)
+    if m:
+        units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+        secs = sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|ns|m|s)", v))
+        return time.time() - secs
+    t = C.parse_rfc3339(v if "T" in v else v + "T00:00:00Z")
+    if t:
+        return t
+    raise C.ContainerError(f"invalid until filter value: {v}")
+
+
+# -- reading a running container's files ----------------------------------------------
+# The rootfs of a container exists only in its shim's private mount namespace;
+# /proc/<init pid>/root reaches it.  The kernel would resolve absolute symlinks
+# and '..' met under that path against the *daemon's* root, so nothing is ever
+# opened by path: every lookup walks one component at a time from a descriptor
+# (O_PATH | O_NOFOLLOW), with '..' clamped at the container's root and symlinks
+# read and interpreted relative to it (as runc's and dockerd's FollowSymlinkInScope).
+MAX_SYMLINKS = 40
+PSEUDO_FS = {"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
+             "securityfs", "bpf", "configfs", "fusectl", "pstore", "hugetlbfs", "binfmt_misc"}
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
+
+
+class _ContainerRoot:
+    def __init__(self, fd: int, mounts: dict[str, str]):
+        self.fd = fd
+        self.mounts = mounts  # mount point (container path) -> filesystem type
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _unescape_mountinfo(field: str) -> str:
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _parse_mounts(mountinfo: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5:
+            continue
+        out[_unescape_mountinfo(fields[4])] = right.split()[0] if right.split() else ""
+    return out
+
+
+def _open_container_root(rec: dict, what: str) -> _ContainerRoot:
+    cid = rec["Id"]
+    not_running = HTTPError(409, f"Container {cid} is not running: trioctr can {what} a running "
+                                 "container only, for now")
+    pid = rec["State"].get("Pid") or 0
+    if not rec["State"]["Running"] or pid <= 0:
+        raise not_running
+    try:
+        fd = os.open(f"/proc/{pid}/root", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        raise not_running from None
+    try:
+        # the pid is still this container's init, not a recycled one
+        with open(f"/proc/{pid}/cgroup") as f:
+            if cid not in f.read():
+                raise not_running
+        with open(f"/proc/{pid}/mountinfo") as f:
+            mounts = _parse_mounts(f.read())
+    except OSError:
+        os.close(fd)
+        raise not_running from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return _ContainerRoot(fd, mounts)
+
+
+def _resolve(root_fd: int, path: str) -> tuple[int, list[str]]:
+    """An O_PATH descriptor of the directory or file at ``path`` inside the
+    root, following every symlink in scope; and the resolved components."""
+    import errno
+    import stat as st_
+
+    queue = [p for p in reversed(path.split("/")) if p and p != "."]
+    fds: list[int] = []
+    names: list[str] = []
+    links = 0
+    try:
+        while queue:
+            comp = queue.pop()
+            if comp == "..":
+                if fds:
+                    os.close(fds.pop())
+                    names.pop()
+                continue
+            cur = fds[-1] if fds else root_fd
+            st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
+            if st_.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+                target = os.readlink(comp, dir_fd=cur)
+                if target.startswith("/"):
+                    for fd in fds:
+                        os.close(fd)
+                    fds.clear()
+                    names.clear()
+                queue.extend(p for p in reversed(target.split("/")) if p and p != ".")
+                continue
+            if queue and not st_.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
+            fds.append(os.open(comp, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
+            names.append(comp)
+        result = fds.pop() if fds else os.open(".", _O_PATH | os.O_CLOEXEC, dir_fd=root_fd)
+        return result, names
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _go_base(p: str) -> str:
+    """Go's filepath.Base."""
+    if p == "":
+        return "."
+    p = p.rstrip("/")
+    if p == "":
+        return "/"
+    return p.rsplit("/", 1)[-1]
+
+
+class _Target:
+    """The object a `docker cp` asks for: an O_PATH descriptor (the last
+    component not followed), its stat, its container path and archive name."""
+
+    def __init__(self, fd: int, st: os.stat_result, cpath: str, name: str, link_target: str):
+        self.fd, self.st, self.cpath, self.name, self.link_target = fd, st, cpath, name, link_target
+
+    def stat_header(self) -> str:
+        import base64
+
+        return base64.b64encode(json.dumps(C.path_stat(self.name, self.st, self.link_target)).encode()).decode()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _locate(root: _ContainerRoot, path: str) -> _Target:
+    """dockerd's ResolvePath + StatPath: the directory part is resolved in the
+    container's scope, the last component is not followed."""
+    import posixpath
+    import stat as st_
+
+    abs_path = "/" + posixpath.normpath("/" + path).lstrip("/")
+    if abs_path != "/" and (path.endswith("/.") or path == "."):
+        abs_path += "/."  # "dir/." : the directory's contents (Docker keeps this)
+    elif abs_path != "/" and path.endswith("/"):
+        abs_path += "/"
+    name = _go_base(abs_path)
+    if abs_path == "/" or abs_path.endswith("/") or abs_path.endswith("/."):
+        parent, base = abs_path, ""  # a trailing separator follows the last link too
+    else:
+        parent, base = posixpath.split(abs_path)
+    dfd, names = _resolve(root.fd, parent)
+    try:
+        if not base:
+            st = os.stat(dfd)
+            return _Target(os.dup(dfd), st, "/" + "/".join(names), name, "")
+        st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+        fd = os.open(base, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        cpath = "/" + "/".join(names + [base])
+        link_target = ""
+        if st_.S_ISLNK(st.st_mode):
+            try:
+                lfd, lnames = _resolve(root.fd, cpath)
+                os.close(lfd)
+                link_target = "/" + "/".join(lnames)
+            except OSError:
+                link_target = os.readlink(base, dir_fd=dfd)
+        return _Target(fd, st, cpath, name, link_target)
+    finally:
+        os.close(dfd)
+
+
+def _tarinfo(name: str, st: os.stat_result, link: str = ""):
+    import stat as st_
+    import tarfile
+
+    ti = tarfile.TarInfo(name)
+    ti.mode = st_.S_IMODE(st.st_mode)
+    ti.uid, ti.gid = st.st_uid, st.st_gid
+    ti.mtime = int(st.st_mtime)
+    ti.uname = ti.gname = ""
+    if st_.S_ISREG(st.st_mode):
+        ti.type, ti.size = tarfile.REGTYPE, st.st_size
+    elif st_.S_ISDIR(st.st_mode):
+        ti.type = tarfile.DIRTYPE
+        if not ti.name.endswith("/"):
+            ti.name += "/"
+    elif st_.S_ISLNK(st.st_mode):
+        ti.type, ti.linkname = tarfile.SYMTYPE, link
+    elif st_.S_ISCHR(st.st_mode) or st_.S_ISBLK(st.st_mode):
+        ti.type = tarfile.CHRTYPE if st_.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif st_.S_ISFIFO(st.st_mode):
+        ti.type = tarfile.FIFOTYPE
+    else:
+        return None  # sockets are not archived (as Go's archive/tar)
+    return ti
+
+
+def _header(ti) -> bytes:
+    import tarfile
+
+    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _file_blocks(fd: int, size: int):
+    """Exactly ``size`` bytes of an open file (zero-padded if it shrank,
+    cut if it grew), padded to the tar block."""
+    left = size
+    while left > 0:
+        data = os.read(fd, min(left, 1 << 20))
+        if not data:
+            break
+        left -= len(data)
+        yield data
+    if left > 0:
+        yield b"\0" * left
+    if size % 512:
+        yield b"\0" * (512 - size % 512)
+
+
+def _tar_tree(root: _ContainerRoot, fd: int, cpath: str, arcname: str, *, export: bool):
+    """Tar entries for the object open at ``fd`` (O_PATH, not followed) and
+    everything under it, without crossing into pseudo filesystems (nor, for
+    export, into any mount: mounts are not part of the container's layers)."""
+    import stat as st_
+
+    hardlinks: dict[tuple[int, int], str] = {}
+
+    def entry(parent_fd: int | None, name: str, st: os.stat_result, cp: str, arc: str):
+        link = ""
+        if st_.S_ISLNK(st.st_mode):
+            # readlinkat(fd, "") reads the link an O_PATH descriptor refers to
+            link = os.readlink(name, dir_fd=parent_fd if parent_fd is not None else fd)
+        ti = _tarinfo(arc, st, link)
+        if ti is None:
+            return
+        is_mount = cp in root.mounts and cp != "/"
+        if st_.S_ISREG(st.st_mode) and export and is_mount:
+            ti.size = 0  # a bind-mounted file (/etc/hosts ...): not part of the container
+        if st_.S_ISREG(st.st_mode) and st.st_nlink > 1 and ti.size:
+            key = (st.st_dev, st.st_ino)
+            if key in hardlinks:
+                import tarfile
+
+                ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, hardlinks[key], 0
+            else:
+                hardlinks[key] = arc
+        if st_.S_ISREG(st.st_mode) and ti.size:
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+            try:
+                # by name under its directory, never following; or the very file
+                # the O_PATH descriptor holds (reopened through /proc/self/fd)
+                rfd = os.open(name, flags | os.O_NOFOLLOW, dir_fd=parent_fd) if parent_fd is not None \
+                    else os.open(f"/proc/self/fd/{fd}", flags)
+            except OSError:
+                return  # gone or replaced meanwhile
+            try:
+                if not st_.S_ISREG(os.fstat(rfd).st_mode):
+                    return
+                yield _header(ti)
+                yield from _file_blocks(rfd, ti.size)
+            finally:
+                os.close(rfd)
+            return
+        yield _header(ti)
+
+    def descend(cp: str) -> bool:
+        fstype = root.mounts.get(cp)
+        if fstype is None or cp == "/":
+            return True
+        return not export and fstype not in PSEUDO_FS
+
+    st = os.stat(fd)  # the O_PATH descriptor itself (lstat of the object)
+    if arcname:
+        yield from entry(None, "", st, cpath, arcname)
+    if not st_.S_ISDIR(st.st_mode) or not descend(cpath):
+        return
+    # an explicit stack (no recursion limit): (directory fd, sorted names, cpath, arc prefix)
+    stack = []
+    try:
+        dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        stack.append((dfd, iter(sorted(os.listdir(dfd))), cpath, arcname))
+        while stack:
+            dfd, names, cp, arc = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(dfd)
+                stack.pop()
+                continue
+            child_cp = cp.rstrip("/") + "/" + name
+            child_arc = f"{arc.rstrip('/')}/{name}" if arc else name
+            try:
+                cst = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except OSError:
+                continue
+            yield from entry(dfd, name, cst, child_cp, child_arc)
+            if st_.S_ISDIR(cst.st_mode) and descend(child_cp):
+                try:
+                    cfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                except OSError:
+                    continue
+                try:
+                    listing = iter(sorted(os.listdir(cfd)))
+                except OSError:
+                    os.close(cfd)
+                    continue
+                stack.append((cfd, listing, child_cp, child_arc))
+    finally:
+        for item in stack:
+            os.close(item[0])
+
+
+def _export_tar(root: _ContainerRoot):
+    fd = os.open(".", _O_PATH | os.O_CLOEXEC, dir_fd=root.fd)
+    try:
+        yield from _tar_tree(root, fd, "/", "", export=True)
+        yield b"\0" * 1024
+    finally:
+        os.close(fd)
+
+
+def _archive_tar(root: _ContainerRoot, target: _Target):
+    yield from _tar_tree(root, target.fd, target.cpath, target.name, export=False)
+    yield b"\0" * 1024
+
+
+def _take(gen, limit: int = 1 << 20) -> bytes:
+    parts, n = [], 0
+    for chunk in gen:
+        parts.append(chunk)
+        n += len(chunk)
+        if n >= limit:
+            break
+    return b"".join(parts)
+
+
+class _ThreadStream:
+    """An async iterator over a blocking generator, run in worker threads in
+    batches of about 1 MiB; aclose() always releases what it holds, even when
+    the stream never started."""
+
+    def __init__(self, gen, cleanup=None):
+        self._gen = gen
+        self._cleanup = cleanup
+        self._done = False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        chunk = await trio.to_thread.run_sync(_take, self._gen)
+        if not chunk:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._gen.close()
+        finally:
+            if self._cleanup is not None:
+                self._cleanup()

@@ -198,7 +198,11 @@ def summary(rec: dict, now: float | None = None) -> dict[str, Any]:
 
 
 # -- filters (GET /containers/json) ----------------------------------------
-CONTAINER_FILTERS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since"}
+CONTAINER_FILTERS = {"id", "name", "label", "status", "ancestor", "exited", "before", "since",
+                     # Docker's other keys: trioctr has no healthchecks, volumes, published or
+                     # exposed ports, swarm tasks or user networks yet, so they select by that
+                     "health", "network", "volume", "publish", "expose", "isolation", "is-task"}
+HEALTH = {"starting", "healthy", "unhealthy", "none"}
 STATUSES = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
 
 
@@ -220,6 +224,12 @@ def parse_filters(raw: Any, allowed: set[str]) -> dict[str, list[str]]:
     for s in out.get("status", []):
         if s not in STATUSES:
             raise ContainerError(f"invalid filter 'status={s}'")
+    for h in out.get("health", []):
+        if h not in HEALTH:
+            raise ContainerError(f"Unrecognised filter value for health: {h}")
+    for t in out.get("is-task", []):
+        if t not in ("true", "false"):
+            raise ContainerError(f"Invalid filter 'is-task={t}'")
     return out
 
 
@@ -241,6 +251,29 @@ def matches(rec: dict, f: dict[str, list[str]], *, image_ids: dict[str, set[str]
     if "label" in f and not labels_match(rec.get("Config", {}).get("Labels") or {}, f["label"]):
         return False
     if "status" in f and rec["State"]["Status"] not in f["status"]:
+        return False
+    if "health" in f and "none" not in f["health"]:
+        return False  # no container has a healthcheck: all are "none"
+    if "is-task" in f and "false" not in f["is-task"]:
+        return False  # no swarm tasks
+    if "network" in f:
+        nets = (rec.get("NetworkSettings") or {}).get("Networks") or {}
+        ids = {n.get("NetworkID", "") for n in nets.values() if isinstance(n, dict)}
+        if not any(v in nets or any(i and i.startswith(v) for i in ids) for v in f["network"]):
+            return False
+    if "volume" in f:
+        mounts = rec.get("Mounts") or []
+        if not any(v in (m.get("Name"), m.get("Destination"), m.get("Source")) for m in mounts
+                   for v in f["volume"]):
+            return False
+    if "publish" in f:
+        return False  # no container publishes a port yet
+    if "expose" in f:
+        exposed = set((rec.get("Config") or {}).get("ExposedPorts") or {})
+        wanted = {v if "/" in v else v + "/tcp" for v in f["expose"]}
+        if not exposed & wanted:
+            return False
+    if "isolation" in f and not any(v in ("default", "") for v in f["isolation"]):
         return False
     if "exited" in f:
         st = rec["State"]
@@ -478,7 +511,7 @@ def ps_table(procs: list[dict], ps_args: str, ctx: dict) -> dict[str, Any]:
     cols = ps_columns(ps_args)
     if not any(t == "PID" for t, _ in cols):
         # Docker needs the PID column to know which rows are the container's
-        raise ContainerError(f"Couldn't find PID field in ps output", 500)
+        raise ContainerError("Couldn't find PID field in ps output", 500)
     rows = [[fn(p, ctx) for _, fn in cols] for p in sorted(procs, key=lambda p: p["pid"])]
     return {"Titles": [t for t, _ in cols], "Processes": rows}
 

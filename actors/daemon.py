@@ -198,12 +198,19 @@ class Daemon:
                 raise RuntimeError(f"the supervisor does not start: {why}")
 
     async def sup_request(self, msg, timeout: float = 60.0):
-        with trio.move_on_after(SUPERVISOR_WAIT):
-            await self.sup_ready.wait()
-        link = self.sup_link
-        if link is None or not self.sup_ready.is_set():
-            raise RemoteError(ErrorCode.UNAVAILABLE, "the supervisor is not running; try again")
-        return await link.request(msg, timeout=timeout)
+        """A request to the supervisor, waiting (bounded) for one that is up:
+        during a restart the old link is closed and the new one not ready yet."""
+        deadline = trio.current_time() + SUPERVISOR_WAIT
+        while True:
+            ready = self.sup_ready
+            with trio.move_on_at(deadline):
+                await ready.wait()
+            link = self.sup_link
+            if link is not None and ready.is_set() and not link.closed:
+                return await link.request(msg, timeout=timeout)
+            if trio.current_time() >= deadline:
+                raise RemoteError(ErrorCode.UNAVAILABLE, "the supervisor is not running; try again")
+            await trio.sleep(0.05)
 
     async def _reconcile(self, link: Link) -> None:
         """After a (re)start of the supervisor: make the records agree with the

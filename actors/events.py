@@ -35,7 +35,7 @@ class EventBus:
         self.max_events = max_events
         self.buffer = subscriber_buffer
         self.recent: collections.deque[EngineEvent] = collections.deque(maxlen=max_events)
-        self._subs: set[trio.MemorySendChannel] = set()
+        self._subs: dict[trio.MemoryReceiveChannel, trio.MemorySendChannel] = {}
         self._lines = 0
         self._fd = -1
         if journal_path:
@@ -99,26 +99,26 @@ class EventBus:
             self._append(ev)
         except OSError as exc:
             log.warning("event journal write failed: %s", exc)
-        for ch in list(self._subs):
+        for recv, ch in list(self._subs.items()):
             try:
                 ch.send_nowait(ev)
             except trio.WouldBlock:
                 log.warning("dropping a slow event subscriber")
-                self._subs.discard(ch)
+                self._subs.pop(recv, None)
                 ch.close()
             except trio.BrokenResourceError:
-                self._subs.discard(ch)
+                self._subs.pop(recv, None)
         return ev
 
     def subscribe(self) -> trio.MemoryReceiveChannel:
         send, recv = trio.open_memory_channel(self.buffer)
-        self._subs.add(send)
+        self._subs[recv] = send
         return recv
 
     def unsubscribe(self, recv: trio.MemoryReceiveChannel) -> None:
-        for ch in list(self._subs):
-            # channels share state; closing the receive side breaks the sender
-            pass
+        send = self._subs.pop(recv, None)
+        if send is not None:
+            send.close()
         recv.close()
 
     def since(self, since_ns: int, until_ns: int | None) -> Iterable[EngineEvent]:
@@ -133,7 +133,7 @@ class EventBus:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        for ch in list(self._subs):
+        for ch in list(self._subs.values()):
             ch.close()
         self._subs.clear()
 

@@ -111,7 +111,11 @@ class Request:
             return
         while True:
             with trio.move_on_after(BODY_TIMEOUT) as scope:
-                ev = await self._conn.next_event()
+                try:
+                    ev = await self._conn.next_event()
+                except h11.RemoteProtocolError as exc:  # a cut or malformed body
+                    self._body_done = True
+                    raise HTTPError(400, f"bad request body: {exc}") from None
             if scope.cancelled_caught:
                 raise HTTPError(408, "timeout reading the request body")
             if isinstance(ev, h11.Data):

@@ -238,12 +238,9 @@ def cmd_zygote() -> int:
     module): it reads shim directories on stdin, one per line, and for each
     forks a detached shim, answering ``ok <socket>`` or ``error <text>`` on a
     line of stdout.  Spawning a shim then costs a fork, not an interpreter
-    start-up.  It dies with its parent, the supervisor; the shims do not."""
-    from linux import syscalls as sc
-
-    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:
-        return 1
+    start-up.  It ends with its parent, the supervisor (EOF on stdin; not
+    PR_SET_PDEATHSIG, which follows the forking thread, and trio forks from
+    worker threads); the shims it made live on."""
     for line in sys.stdin.buffer:
         shim_dir = line.decode(errors="replace").strip()
         if not shim_dir or not os.path.isabs(shim_dir) or not os.path.isdir(shim_dir):

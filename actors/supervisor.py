@@ -335,15 +335,21 @@ class Supervisor:
 
     async def delete(self, handle: ShimHandle) -> sup.TaskDeleted:
         handle.deleting = True
+        shim_pid = read_int(os.path.join(handle.dir, shimmod.PID_FILE))
         try:
             reply = await self._shim_request(handle, sh.ShimDelete())
         except RemoteError as exc:
             if exc.code is ErrorCode.FAILED_PRECONDITION:
                 handle.deleting = False
             raise
-        self.shims.pop(handle.container_id, None)
         assert handle.link is not None
         await handle.link.aclose()
+        # the shim removes its directory and exits right after its reply: wait
+        # for that, so that a new task of the same container starts clean
+        with trio.move_on_after(10):
+            while pid_alive(shim_pid):
+                await trio.sleep(0.01)
+        self.shims.pop(handle.container_id, None)
         return reply
 
     async def list_tasks(self) -> sup.TaskList:
@@ -457,13 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s supervisor %(levelname)s %(message)s")
-    # the daemon is our parent; die with it (the shims do not)
-    try:
-        from linux import syscalls as sc
-
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGTERM)
-    except Exception:  # noqa: BLE001 - not fatal: EOF on the link ends us too
-        pass
+    # No PR_SET_PDEATHSIG: it fires when the *thread* that forked us exits,
+    # and trio forks from worker threads that retire after 10 s idle.  EOF on
+    # the daemon's socketpair is what ends us when the daemon dies.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     trio.run(amain, args)
     return 0
