@@ -93,8 +93,10 @@ def no_test_cgroups_left_behind():
     assert not left, f"test cgroups left behind: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cgroup_parent():
+    # module scope: removed when its module ends, before the suite's final
+    # leak check runs (session fixtures are torn down after every test)
     if os.geteuid() != 0:
         pytest.skip("needs root")
     name = f"{TEST_PREFIX}{secrets.token_hex(4)}"
