@@ -396,6 +396,8 @@ class ShimService:
             await link.serve(self)
         finally:
             self.links.discard(link)
+            if self.task.status is Status.DELETED:
+                self.done.set()  # the supervisor has our last reply: go
 
     async def handle_event(self, link: Link, msg) -> None:
         log.warning("unexpected event %s", type(msg).TYPE)
@@ -718,24 +720,29 @@ class ShimService:
             reply = sup.TaskDeleted(container_id=self.cfg.id, exit_status=self.task.exit_status,
                                     exited_at=self.task.exited_at)
             self.task.status = Status.DELETED
-            # leave after the reply is on the wire
+            self._remove_dir()
             assert self._nursery is not None
-            self._nursery.start_soon(self._finish)
+            self._nursery.start_soon(self._exit_soon)
             return reply
 
-    async def _finish(self) -> None:
-        await trio.sleep(0.05)
+    def _remove_dir(self) -> None:
         import shutil
 
         from linux import syscalls as sc
 
         # the rootfs is a mount point in our namespace: unmount it, or rmtree
-        # cannot remove bundle/rootfs
+        # cannot remove bundle/rootfs.  The socket file goes too; the open
+        # connection that will carry our reply does not need it.
         try:
             sc.umount2(os.path.join(self.bundle, "rootfs"), sc.MNT_DETACH)
         except OSError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def _exit_soon(self) -> None:
+        # normally the supervisor closes its link once it has our reply, and
+        # _serve_link ends us then; this is the fallback
+        await trio.sleep(2.0)
         self.done.set()
 
 
