@@ -188,9 +188,10 @@ class Engine:
             pids = [p for p in pids if os.path.exists(f"/proc/{p}")]
             time.sleep(0.02)
 
-    def _remove_cgroups(self, timeout: float = 10.0) -> None:
+    def _remove_cgroups(self, timeout: float = 10.0) -> list[str]:
         """rmdir our cgroup tree in every hierarchy, deepest first; a cgroup
-        whose last process is still exiting is busy for a moment: retry."""
+        whose last process is still exiting is busy for a moment: retry.
+        Returns what could not be removed."""
         base = "/sys/fs/cgroup"
         roots = [base] + [os.path.join(base, c) for c in os.listdir(base)]
         deadline = time.monotonic() + timeout
@@ -208,5 +209,5 @@ class Engine:
                     except OSError:
                         left.append(dirpath)
             if not left or time.monotonic() > deadline:
-                return
+                return left
             time.sleep(0.05)

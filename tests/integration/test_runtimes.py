@@ -55,28 +55,6 @@ def hybrid_controllers() -> list[str]:
         return []
 
 
-def _remove_cgroup_parent(engine: Engine) -> list[str]:
-    """Remove the engine's cgroup parent in every hierarchy, deepest first,
-    retrying while a just-killed process still holds a cgroup."""
-    base = "/sys/fs/cgroup"
-    left: list[str] = []
-    deadline = time.monotonic() + 10
-    while True:
-        left = []
-        for hierarchy in os.listdir(base):
-            top = os.path.join(base, hierarchy, engine.cgroup_parent)
-            for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda x: -len(x[0])):
-                try:
-                    os.rmdir(dirpath)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    left.append(dirpath)
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def engine(busybox_tar):
     e = Engine()
@@ -89,7 +67,7 @@ def engine(busybox_tar):
         e.cleanup()
         # Engine.cleanup removes the cgroups once; a --rm container still
         # being removed at that moment can hold one a little longer
-        left = _remove_cgroup_parent(e)
+        left = e._remove_cgroups()
         assert not left, f"cgroups left behind: {left}"
 
 
