@@ -109,8 +109,9 @@ def pull_image(ctx, image, out, platform=None):
     if platform:
         q["platform"] = platform
     try:
+        from cli.auth import registry_header
         resp = ctx.client.request("POST", "/images/create", q,
-                                  headers={"X-Registry-Auth": "e30="})
+                                  headers={"X-Registry-Auth": registry_header(image)})
     except APIError as e:
         raise CLIError(str(e)) from None
     try:
@@ -157,8 +158,9 @@ def cmd_push(ctx, opts, args):
         tag = "latest"
     q = {"tag": tag} if tag else {}
     try:
+        from cli.auth import registry_header
         resp = ctx.client.request("POST", "/images/%s/push" % _q(reference.normalize_name(name)), q,
-                                  headers={"X-Registry-Auth": "e30="})
+                                  headers={"X-Registry-Auth": registry_header(image)})
     except APIError as e:
         raise CLIError(str(e)) from None
     try:

@@ -122,9 +122,13 @@ class Engine:
             conn.close()
 
     def cli(self, *args: str, input: bytes | None = None, timeout: float = 120,
-            check: bool = False) -> subprocess.CompletedProcess:
+            check: bool = False, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        e = env()
+        # the CLI's credentials of this engine's tests, never the user's
+        e.setdefault("TRIOCTR_CONFIG", os.path.join(self.base, "cli-config"))
+        e.update(extra_env or {})
         res = subprocess.run([sys.executable, "-m", "cli", "-H", f"unix://{self.sock}", *args],
-                             input=input, capture_output=True, timeout=timeout, env=env(), cwd=ROOT)
+                             input=input, capture_output=True, timeout=timeout, env=e, cwd=ROOT)
         if check and res.returncode != 0:
             raise AssertionError(f"trioctr {' '.join(args)} exited {res.returncode}: "
                                  f"{res.stderr.decode(errors='replace')}")

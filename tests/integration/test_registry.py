@@ -57,3 +57,40 @@ def test_pull_errors_are_dockers(engine, registry):
     assert res.returncode == 125
     before = engine.cli("images", "-q").stdout
     assert engine.cli("images", "-q").stdout == before
+
+
+def test_login_push_pull_logout_with_basic_auth(engine, tmp_path):
+    line = renv.htpasswd_line(renv.USER, renv.PASSWORD)
+    if line is None:
+        pytest.skip("no bcrypt to write the registry's htpasswd")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(line + "\n")
+    reg = renv.Registry(str(tmp_path / "reg"), auth={"htpasswd": {"realm": "basic-realm",
+                                                                   "path": str(htpasswd)}}).start()
+    try:
+        ref = f"{reg.host}/secure/bb:v1"
+        assert engine.cli("tag", "busybox:latest", ref).returncode == 0
+        res = engine.cli("push", ref)
+        assert res.returncode == 1 and "unauthorized" in res.stderr.decode(), res.stderr
+        res = engine.cli("login", "-u", renv.USER, "--password-stdin", reg.host, input=b"wrong\n")
+        assert res.returncode == 1 and "unauthorized" in res.stderr.decode(), res.stderr
+        res = engine.cli("login", "-u", renv.USER, "--password-stdin", reg.host,
+                         input=renv.PASSWORD.encode() + b"\n")
+        assert res.returncode == 0 and res.stdout == b"Login Succeeded\n", res.stderr
+        cfg_path = os.path.join(engine.base, "cli-config", "config.json")
+        assert os.stat(cfg_path).st_mode & 0o777 == 0o600
+        with open(cfg_path) as f:
+            assert set(json.load(f)["auths"]) == {reg.host}  # docker's format
+        res = engine.cli("push", ref)
+        assert res.returncode == 0, res.stderr
+        assert engine.cli("rmi", ref).returncode == 0
+        res = engine.cli("pull", ref)
+        assert res.returncode == 0, res.stderr
+        res = engine.cli("logout", reg.host)
+        assert res.stdout == f"Removing login credentials for {reg.host}\n".encode()
+        assert engine.cli("rmi", ref).returncode == 0
+        res = engine.cli("pull", ref)
+        err = res.stderr.decode()
+        assert res.returncode == 1 and ("denied" in err or "unauthorized" in err), err
+    finally:
+        reg.stop()
