@@ -98,19 +98,13 @@ def display_messages(messages, out):
         out.flush()
 
 
-def pull_image(ctx, image, out, platform=None):
-    """POST /images/create?fromImage=...&tag=...; progress to `out` (None: quiet).
-    Raises CLIError (message only) when the pull fails."""
-    from cli import reference
+def _stream_progress(ctx, path, query, image, out):
+    """POST a pull or push with the registry credentials of `image`; render
+    the JSON progress stream to `out` (None: quiet).  CLIError on failure."""
+    from cli.auth import registry_header
     from cli.client import APIError
-    name, tag, digest = reference.split(image)
-    q = {"fromImage": reference.normalize_name(name),
-         "tag": digest if digest is not None else (tag or "latest")}
-    if platform:
-        q["platform"] = platform
     try:
-        from cli.auth import registry_header
-        resp = ctx.client.request("POST", "/images/create", q,
+        resp = ctx.client.request("POST", path, query,
                                   headers={"X-Registry-Auth": registry_header(image)})
     except APIError as e:
         raise CLIError(str(e)) from None
@@ -122,18 +116,39 @@ def pull_image(ctx, image, out, platform=None):
         resp.close()
 
 
-def cmd_pull(ctx, opts, args):
+def _checked_reference(image):
     from cli import reference
-    image = args[0]
     try:
         reference.validate(image)
     except reference.InvalidReference as e:
         raise CLIError(str(e)) from None
+    return reference.split(image)
+
+
+def _default_tag_notice(ctx, quiet):
+    if not quiet:
+        ctx.out("Using default tag: latest\n")
+        sys.stdout.flush()
+
+
+def pull_image(ctx, image, out, platform=None):
+    """POST /images/create?fromImage=...&tag=...; progress to `out` (None: quiet).
+    Raises CLIError (message only) when the pull fails."""
+    from cli import reference
     name, tag, digest = reference.split(image)
+    q = {"fromImage": reference.normalize_name(name),
+         "tag": digest if digest is not None else (tag or "latest")}
+    if platform:
+        q["platform"] = platform
+    _stream_progress(ctx, "/images/create", q, image, out)
+
+
+def cmd_pull(ctx, opts, args):
+    from cli import reference
+    image = args[0]
+    _, tag, digest = _checked_reference(image)
     if tag is None and digest is None:
-        if not opts["quiet"]:
-            ctx.out("Using default tag: latest\n")
-            sys.stdout.flush()
+        _default_tag_notice(ctx, opts["quiet"])
     pull_image(ctx, image, None if opts["quiet"] else sys.stdout, opts["platform"])
     ctx.out(reference.normalize(image) + "\n")
     return 0
@@ -142,33 +157,15 @@ def cmd_pull(ctx, opts, args):
 def cmd_push(ctx, opts, args):
     """POST /images/{name}/push?tag=; progress like pull's."""
     from cli import reference
-    from cli.client import APIError
     image = args[0]
-    try:
-        reference.validate(image)
-    except reference.InvalidReference as e:
-        raise CLIError(str(e)) from None
-    name, tag, digest = reference.split(image)
+    name, tag, digest = _checked_reference(image)
     if digest is not None:
         raise CLIError("invalid reference format: push takes NAME[:TAG], not a digest")
-    if tag is None and not opts["all-tags"]:
-        if not opts["quiet"]:
-            ctx.out("Using default tag: latest\n")
-            sys.stdout.flush()
+    if tag is None and not opts["all_tags"]:
+        _default_tag_notice(ctx, opts["quiet"])
         tag = "latest"
-    q = {"tag": tag} if tag else {}
-    try:
-        from cli.auth import registry_header
-        resp = ctx.client.request("POST", "/images/%s/push" % _q(reference.normalize_name(name)), q,
-                                  headers={"X-Registry-Auth": registry_header(image)})
-    except APIError as e:
-        raise CLIError(str(e)) from None
-    try:
-        display_messages(resp.iter_json(), None if opts["quiet"] else sys.stdout)
-    except StreamFailed as e:
-        raise CLIError(str(e)) from None
-    finally:
-        resp.close()
+    _stream_progress(ctx, "/images/%s/push" % _q(reference.normalize_name(name)),
+                     {"tag": tag} if tag else {}, image, None if opts["quiet"] else sys.stdout)
     if opts["quiet"]:
         ctx.out(reference.normalize(image) + "\n")
     return 0

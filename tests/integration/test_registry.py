@@ -33,6 +33,10 @@ def test_push_then_run_pulls_the_missing_image(engine, registry):
     res = engine.cli("push", ref)
     assert res.returncode == 0, res.stderr
     assert b"v1: digest: sha256:" in res.stdout, res.stdout
+    # no tag: docker pushes :latest, which this repository does not have
+    res = engine.cli("push", ref.rsplit(":", 1)[0])
+    assert res.returncode == 1 and b"Traceback" not in res.stderr, res.stderr
+    assert res.stdout.startswith(b"Using default tag: latest\n")
     res = engine.cli("rmi", ref)
     assert res.returncode == 0, res.stderr
     # not local any more: run pulls it, as docker does
