@@ -14,6 +14,8 @@ import re
 import time
 from typing import Any
 
+from oci.units import human_duration
+
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -83,34 +85,6 @@ def generate_name(taken: set[str], rng: random.Random | None = None) -> str:
 
 def new_id() -> str:
     return os.urandom(32).hex()
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(round(seconds / 3600))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def status_text(state: dict, now: float | None = None) -> str:

@@ -32,6 +32,7 @@ from messages.link import Link
 
 from . import containers as C
 from .events import EventBus
+from .supervisor import child_env
 
 log = logging.getLogger("trioctr.daemon")
 
@@ -65,13 +66,6 @@ class Config:
                 path = shutil.which(name)
                 if path:
                     self.runtimes[name] = path
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 class Daemon:
@@ -142,7 +136,7 @@ class Daemon:
             with open(log_path, "ab") as logf:
                 proc = await trio.lowlevel.open_process(
                     argv, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
-                    stdout=logf, stderr=logf, env=_child_env())
+                    stdout=logf, stderr=logf, env=child_env())
             child.close()
             stream = trio.SocketStream(trio.socket.from_stdlib_socket(parent))
             link = Link(stream, role="daemon", name="supervisor")

@@ -43,6 +43,8 @@ from messages.errors import ErrorCode, RemoteError
 from messages.link import Link
 from messages.wire import FrameDecoder
 
+from .containers import rfc3339nano
+
 log = logging.getLogger("trioctr.shim")
 
 # -- files in the shim directory ------------------------------------------
@@ -142,11 +144,6 @@ def read_exit(shim_dir: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-def rfc3339nano(ns: int) -> str:
-    secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
 class JsonLogWriter:

@@ -214,7 +214,7 @@ class Supervisor:
         try:
             subprocess.run([*argv, "--root", self.runtime_root, "delete", "--force", cid],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=10, env=_child_env())
+                           stderr=subprocess.DEVNULL, timeout=10, env=child_env())
         except (OSError, subprocess.TimeoutExpired):
             pass
 
@@ -382,7 +382,7 @@ class ShimZygote:
             self._buf = b""
             self.proc = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "actors.shim", "zygote"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, env=_child_env())
+                stdout=subprocess.PIPE, env=child_env())
         return self.proc
 
     async def _readline(self, proc: trio.Process) -> str:
@@ -416,7 +416,7 @@ class ShimZygote:
         # the zygote cannot run: start the shim the slow way
         proc = await trio.run_process([sys.executable, "-m", "actors.shim", "start", shim_dir],
                                       capture_stdout=True, capture_stderr=True, check=False,
-                                      env=_child_env())
+                                      env=child_env())
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
             raise RemoteError(ErrorCode.INTERNAL,
@@ -438,7 +438,9 @@ def _now_ns() -> int:
     return time.time_ns()
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """Our environment with this checkout first on PYTHONPATH, for the actors
+    we start as `python -m actors.X`."""
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

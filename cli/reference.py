@@ -75,10 +75,9 @@ def familiar_name(name):
     return domain + "/" + rest
 
 
-def normalize(ref, default_tag=True):
-    """-> full string, e.g. docker.io/library/busybox:latest (tag added if no tag/digest)."""
+def _rebuild(ref, name_of, default_tag):
     name, tag, digest = split(ref)
-    out = normalize_name(name)
+    out = name_of(name)
     if tag is None and digest is None and default_tag:
         tag = "latest"
     if tag is not None:
@@ -86,15 +85,12 @@ def normalize(ref, default_tag=True):
     if digest is not None:
         out += "@" + digest
     return out
+
+
+def normalize(ref, default_tag=True):
+    """-> full string, e.g. docker.io/library/busybox:latest (tag added if no tag/digest)."""
+    return _rebuild(ref, normalize_name, default_tag)
 
 
 def familiar(ref, default_tag=False):
-    name, tag, digest = split(ref)
-    out = familiar_name(name)
-    if tag is None and digest is None and default_tag:
-        tag = "latest"
-    if tag is not None:
-        out += ":" + tag
-    if digest is not None:
-        out += "@" + digest
-    return out
+    return _rebuild(ref, familiar_name, default_tag)

@@ -2,51 +2,8 @@
 parse and print them.  Standard library only; nothing here touches the network.
 """
 
-_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def _go_parse_float(num):
-    try:
-        if not num or num.strip() != num or num.lower() in ("inf", "+inf", "-inf", "nan",
-                                                             "infinity", "+infinity", "-infinity"):
-            raise ValueError
-        return float(num)
-    except ValueError:
-        raise ValueError('strconv.ParseFloat: parsing "%s": invalid syntax' % num) from None
-
-
-def ram_in_bytes(size):
-    """go-units RAMInBytes: "512m" -> 536870912; binary multiples (k=1024).
-
-    Raises ValueError with go-units' wording ("invalid size: 'x'",
-    "invalid suffix: 'q'")."""
-    sep = -1
-    for i in range(len(size) - 1, -1, -1):
-        if size[i] in "0123456789. ":
-            sep = i
-            break
-    if sep == -1:
-        raise ValueError("invalid size: '%s'" % size)
-    if size[sep] != " ":
-        num, sfx = size[:sep + 1], size[sep + 1:]
-    else:
-        num, sfx = size[:sep], size[sep + 1:]
-    value = _go_parse_float(num)
-    if value < 0:
-        raise ValueError("invalid size: '%s'" % size)
-    if not sfx:
-        return int(value)
-    low = sfx.lower()
-    if len(sfx) > 3:
-        raise ValueError("invalid suffix: '%s'" % sfx)
-    if low[0] == "b":
-        if len(low) > 1:
-            raise ValueError("invalid suffix: '%s'" % low)
-        return int(value)
-    mul = _BINARY.get(low[0])
-    if mul is None or (len(low) == 2 and low[1] != "b") or (len(low) == 3 and low[1:] != "ib"):
-        raise ValueError("invalid suffix: '%s'" % low)
-    return int(value * mul)
+# sizes and HumanDuration are go-units', shared with the daemon
+from oci.units import bytes_size, human_duration, human_size, ram_in_bytes  # noqa: E402,F401
 
 
 def nano_cpus(value):
@@ -62,60 +19,6 @@ def nano_cpus(value):
     if nano.denominator != 1:
         raise ValueError("value is too precise")
     return int(nano)
-
-
-_DECIMAL_ABBRS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-_BINARY_ABBRS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-
-
-def _custom_size(fmt, size, base, abbrs):
-    i = 0
-    size = float(size)
-    while size >= base and i < len(abbrs) - 1:
-        size /= base
-        i += 1
-    return fmt % (size, abbrs[i])
-
-
-def human_size(size, precision=4):
-    """go-units HumanSizeWithPrecision: decimal units, e.g. 4261550 -> 4.26MB (precision 3)."""
-    return _custom_size("%%.%dg%%s" % precision, size, 1000.0, _DECIMAL_ABBRS)
-
-
-def bytes_size(size):
-    """go-units BytesSize: binary units, e.g. 8000000000 -> 7.451GiB."""
-    return _custom_size("%.4g%s", size, 1024.0, _BINARY_ABBRS)
-
-
-def human_duration(seconds):
-    """go-units HumanDuration for a duration given in (float) seconds."""
-    ns = int(seconds * 1e9)
-    secs = int(ns / 1e9)
-    if secs < 1:
-        return "Less than a second"
-    if secs == 1:
-        return "1 second"
-    if secs < 60:
-        return "%d seconds" % secs
-    minutes = int(ns / 6e10)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return "%d minutes" % minutes
-    hour = 3600 * 10 ** 9
-    q, r = divmod(ns, hour)  # Duration.Round(time.Hour): half away from zero
-    hours = q + (1 if r + r >= hour else 0)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return "%d hours" % hours
-    if hours < 24 * 7 * 2:
-        return "%d days" % (hours // 24)
-    if hours < 24 * 30 * 2:
-        return "%d weeks" % (hours // 24 // 7)
-    if hours < 24 * 365 * 2:
-        return "%d months" % (hours // 24 // 30)
-    return "%d years" % (int(ns / 3.6e12) // 24 // 365)
 
 
 _DURATION_UNITS = {"ns": 1, "us": 1000, "\u00b5s": 1000, "\u03bcs": 1000, "ms": 10 ** 6,
