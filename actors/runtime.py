@@ -3,7 +3,7 @@
     python3 -m actors.runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
 
 Commands (runc-compatible subset): create, start, state, kill, delete, run,
-exec, list, ps, pause, resume, spec, features.  One process per command; it
+exec, list, ps, pause, resume, update, spec, features.  One process per command; it
 must start fast, so this module does not import trio and keeps its imports
 to the standard library, ``linux/`` (the kernel boundary) and, lazily,
 ``messages/``.
@@ -15,29 +15,44 @@ Theory of operation of ``create`` (as runc):
     mkdir ROOT/ID, exec.fifo
     cgroup: create + limits
     [console socket: connect]
-    socketpair, fork ----->  unshare(NEWPID) / setns
-                             fork ------------------> open exec.fifo O_PATH, setsid
-                  <--------- ContainerCreated(pid)    wait for CgroupJoined
+    ProcessPlan, imports,
+    open exec.fifo O_PATH
+    socketpair, fork ----->  [unshare(NEWUSER)
+                  <--------- USERNS
+    write uid_map, gid_map
+    IDMAPS_WRITTEN ------->  setresuid/gid(0)] (or setns(user))
+                             unshare(NEWPID) / setns
+                             [unshare(NEWTIME), timens_offsets]
+                             fork ------------------> setsid
+                  <--------- CREATED(pid)             wait for CGROUP_JOINED
     waitpid(intermediate)    exit
     cgroup.procs <- pid
     oom_score_adj
-    CgroupJoined ---------------------------------->  setns / unshare namespaces,
+    CGROUP_JOINED --------------------------------->  setns / unshare namespaces,
                                                       mounts, devices
-                  <---------------------------------  [RunCreateRuntimeHooks]
+                  <---------------------------------  [RUN_HOOKS]
     [prestart, createRuntime hooks]
-    [HooksDone] ----------------------------------->  [createContainer hooks]
+    [HOOKS_DONE] ---------------------------------->  [createContainer hooks]
                                                       pivot_root, [console: pty master
                                                       to the socket, slave = ctty and
                                                       stdio], hostname, sysctl, masks,
                                                       rlimits, user, capabilities, cwd,
                                                       resolve the command
-                  <---------------------------------  InitReady | CreateFailed
+                  <---------------------------------  READY | FAILED
     state.json, --pid-file,
     --sync-fd reply, exit 0                           open exec.fifo O_WRONLY (blocks)
     start: open + read exec.fifo -----------------> write "0", [startContainer hooks],
     read to EOF (the init's end closes on exec,       execve (or write why not, exit)
     or carries why it failed)
     [poststart hooks]
+
+The user namespace comes first, made by the intermediate, so that it owns
+every other new namespace (a pid namespace it does not own could not get its
+/proc mounted); only the parent, outside, may write its id maps.  Inside it
+the init may not reach the host's files (the state dir, the Python library):
+what it needs is opened or imported by the parent before the fork.  Device
+nodes are bound from the host (mknod is refused there), v1 cgroup
+hierarchies are bound, and sysfs is bound when it cannot be mounted.
 
 ``exec`` joins a running container: an intermediate enters the init's
 namespaces (/proc/INIT/ns/*: user, ipc, uts, net, pid, cgroup, mnt) and
@@ -46,9 +61,11 @@ the parent puts it into the container's cgroup before it finishes the same
 process setup as the init (``ProcessPlan``) and execs (see ``exec_in``).
 ``delete`` runs the poststop hooks once the container is gone.
 
-Messages on the socketpair are msgpack envelopes of ``messages.runtime``
-classes (``ContainerCreated`` from the intermediate carries the init's host
-pid).  The init is reparented to the caller's nearest child subreaper when
+Messages on the socketpair are JSON lines private to this module (``Msg``:
+CREATED from the intermediate carries the init's host pid); only the
+``--sync-fd`` reply is ``messages.runtime``'s msgpack envelope, written by
+hand (``sync_envelope``) so that no command imports msgpack, attrs or
+cattrs and the runtime runs under ``python3 -S``.  The init is reparented to the caller's nearest child subreaper when
 the intermediate exits: the caller of ``create`` (and of ``exec --detach``)
 must be one (the shim is; ``run`` and ``exec`` make the runtime itself one).
 
@@ -59,10 +76,9 @@ cgroup is frozen -> paused; otherwise stopped.
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # the C module: `signal` would import enum (and so would re, json)
 import os
 import select
-import signal
 import stat
 import sys
 import time
@@ -71,6 +87,7 @@ from linux import syscalls as sc
 
 DEFAULT_ROOT = "/run/trioctr/runtime"
 OCI_VERSION = "1.0.2"
+OCI_VERSION_MAX = "1.3.0"  # the newest config.json we read (check_oci_version: 1.0.x to 1.3.x)
 RUNTIME_VERSION = "0.1.0"
 FIFO = "exec.fifo"
 STATE = "state.json"
@@ -126,6 +143,79 @@ class ConfigError(Failure):
 
 
 # ---------------------------------------------------------------------------
+# JSON through the C accelerators
+# ---------------------------------------------------------------------------
+
+# `import json` imports re and enum (with runpy, most of what a command
+# imports); every JSON this runtime reads or writes on its hot path goes
+# through _json, the C half of the json module, instead.  The output is
+# json.dumps's with its default separators.
+_JSON_WS = " \t\n\r"
+_scan = None
+_encode = None
+
+
+class _ScanContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict = {}
+
+    @staticmethod
+    def parse_constant(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+
+def _json_module():
+    import json
+
+    return json
+
+
+def json_loads(data):
+    """json.loads (str or UTF-8 bytes); raises ValueError."""
+    global _scan
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+    try:
+        import _json
+    except ImportError:  # an interpreter without the accelerator
+        return _json_module().loads(text)
+    if _scan is None:
+        _scan = _json.make_scanner(_ScanContext())
+    n, i = len(text), 0
+    while i < n and text[i] in _JSON_WS:
+        i += 1
+    try:
+        obj, end = _scan(text, i)
+    except Exception:  # (StopIteration, or worse from the bare scanner): json says why
+        return _json_module().loads(text)
+    finally:
+        _ScanContext.memo.clear()
+    while end < n and text[end] in _JSON_WS:
+        end += 1
+    if end != n:
+        return _json_module().loads(text)  # raises "Extra data"
+    return obj
+
+
+def json_dumps(obj) -> str:
+    """json.dumps(obj) (ASCII, ", " and ": ")."""
+    global _encode
+    try:
+        import _json
+    except ImportError:
+        return _json_module().dumps(obj)
+    if _encode is None:
+        _encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ": ",
+                                     ", ", False, False, True)
+    if isinstance(obj, str):
+        return _json.encode_basestring_ascii(obj)
+    return "".join(_encode(obj, 0))
+
+
+# ---------------------------------------------------------------------------
 # config.json validation (pure)
 # ---------------------------------------------------------------------------
 
@@ -138,7 +228,7 @@ def _type_name(t) -> str:
 def _want(value, typ, where: str):
     ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
     if not ok:
-        raise ConfigError(f"{where} must be {_type_name(typ)}, not {json.dumps(value)}")
+        raise ConfigError(f"{where} must be {_type_name(typ)}, not {json_dumps(value)}")
     return value
 
 
@@ -176,18 +266,21 @@ def _refuse_if_set(obj: dict, key: str, where: str, what: str) -> None:
 
 
 # the config.json versions we read: 1.0.x to 1.3.x (pre-releases and build
-# metadata included); a 2.x spec may change the meaning of what we read
-_OCI_VERSION_RE = None
+# metadata included); a 2.x spec may change the meaning of what we read.
+# (By hand, not with a regex: `import re` costs more than the whole check.)
+_VERSION_SUFFIX = set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+-")
 
 
 def check_oci_version(version: str) -> None:
-    global _OCI_VERSION_RE
-    if _OCI_VERSION_RE is None:
-        import re
-
-        _OCI_VERSION_RE = re.compile(r"1\.[0-3]\.(0|[1-9][0-9]*)([-+][0-9A-Za-z.+-]*)?")
-    if not _OCI_VERSION_RE.fullmatch(version):
-        raise ConfigError(f"unsupported ociVersion {json.dumps(version)}: want 1.0.x to 1.3.x")
+    cut = min((i for i in (version.find("-"), version.find("+")) if i >= 0), default=len(version))
+    core, suffix = version[:cut], version[cut:]
+    parts = core.split(".")
+    ok = (len(parts) == 3 and parts[0] == "1" and parts[1] in ("0", "1", "2", "3")
+          and parts[2].isascii() and parts[2].isdigit()
+          and (parts[2] == "0" or not parts[2].startswith("0"))
+          and all(ch in _VERSION_SUFFIX for ch in suffix))
+    if not ok:
+        raise ConfigError(f"unsupported ociVersion {json_dumps(version)}: want 1.0.x to 1.3.x")
 
 
 def _int_range(obj: dict, key: str, where: str, lo: int | None = None,
@@ -268,8 +361,7 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
     for key in linux:
         if key not in known and linux[key]:
             raise ConfigError(f"linux.{key} is not supported by trioctr-runtime")
-    for key, what in (("uidMappings", "user namespaces"), ("gidMappings", "user namespaces"),
-                      ("timeOffsets", "time namespaces"), ("netDevices", "moving net devices"),
+    for key, what in (("netDevices", "moving net devices"),
                       ("intelRdt", "Intel RDT"), ("mountLabel", "SELinux"),
                       ("memoryPolicy", "NUMA memory policy")):
         _refuse_if_set(linux, key, "linux", what)
@@ -296,12 +388,12 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
             if kind == "mount":
                 raise ConfigError("linux.namespaces: joining an existing mount namespace "
                                   "is not supported")
-        if kind in ("user", "time"):
-            raise ConfigError(f"linux.namespaces: {kind} namespaces are not supported yet")
     if "mount" not in ns_types:
         raise ConfigError("linux.namespaces must include a mount namespace "
                           "(the container's mounts must not reach the host)")
     new_ns = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
+    _validate_user_ns(linux, ns_types, new_ns)
+    _validate_time_ns(linux, ns_types, new_ns)
     if cfg.get("hostname") and "uts" not in new_ns:
         raise ConfigError("hostname needs a new uts namespace")
     if cfg.get("domainname") and "uts" not in new_ns:
@@ -356,6 +448,63 @@ def validate_config(cfg, *, bundle: str = "") -> dict:
             raise ConfigError(str(exc)) from None
     _validate_resources(_opt(linux, "resources", dict, "linux", {}))
     return cfg
+
+
+ID_MAP_LINES = 340  # the kernel's limit on lines in uid_map and gid_map
+
+
+def _validate_user_ns(linux: dict, ns_types: set, new_ns: set) -> None:
+    """linux.uidMappings and gidMappings go with a new user namespace (runc's
+    rules); joining one by path takes its maps as they are."""
+    maps = {}
+    for key in ("uidMappings", "gidMappings"):
+        entries = _want(_or_empty(linux, key), list, f"linux.{key}")
+        if len(entries) > ID_MAP_LINES:
+            raise ConfigError(f"linux.{key}: at most {ID_MAP_LINES} mappings")
+        for i, m in enumerate(entries):
+            where = f"linux.{key}[{i}]"
+            _want(m, dict, where)
+            for field in ("containerID", "hostID", "size"):
+                if m.get(field) is None:
+                    raise ConfigError(f"{where}.{field} is required")
+                _int_range(m, field, where, 1 if field == "size" else 0, 2**32 - 1)
+            if m["containerID"] + m["size"] > 2**32 or m["hostID"] + m["size"] > 2**32:
+                raise ConfigError(f"{where} goes past the end of the id range")
+        maps[key] = entries
+    if "user" not in ns_types:
+        if maps["uidMappings"] or maps["gidMappings"]:
+            raise ConfigError("linux.uidMappings and gidMappings need a user namespace "
+                              "(linux.namespaces has none)")
+        return
+    if "user" in new_ns:
+        if not maps["uidMappings"] or not maps["gidMappings"]:
+            raise ConfigError("a new user namespace needs linux.uidMappings and gidMappings")
+    elif maps["uidMappings"] or maps["gidMappings"]:
+        raise ConfigError("linux.uidMappings and gidMappings are for a new user namespace: "
+                          "one joined by path keeps its own maps")
+
+
+TIME_OFFSET_CLOCKS = ("monotonic", "boottime")
+
+
+def _validate_time_ns(linux: dict, ns_types: set, new_ns: set) -> None:
+    offsets = _opt(linux, "timeOffsets", dict, "linux", {})
+    if not offsets:
+        return
+    if "time" not in new_ns:
+        raise ConfigError("linux.timeOffsets needs a new time namespace"
+                          + (" (one joined by path keeps its offsets)" if "time" in ns_types
+                             else ""))
+    for clock, offset in offsets.items():
+        where = f"linux.timeOffsets.{clock}"
+        if clock not in TIME_OFFSET_CLOCKS:
+            raise ConfigError(f"linux.timeOffsets: {clock!r} is not monotonic or boottime")
+        _want(offset, dict, where)
+        unknown = sorted(set(offset) - {"secs", "nanosecs"})
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]} is not secs or nanosecs")
+        _int_range(offset, "secs", where, -2**63, INT64_MAX)
+        _int_range(offset, "nanosecs", where, 0, 999_999_999)
 
 
 def validate_process(process, where: str = "process") -> dict:
@@ -457,10 +606,9 @@ def _validate_hooks(hooks: dict) -> None:
                 raise ConfigError(f"{where}.timeout must be a positive number of seconds")
 
 
-def _validate_resources(res: dict) -> None:
+def _validate_resources(res: dict, where: str = "linux.resources") -> None:
     from linux.cgroups import device_rule
 
-    where = "linux.resources"
     for key in ("rdma",):
         _refuse_if_set(res, key, where, key)
     mem = _opt(res, "memory", dict, where, {})
@@ -485,16 +633,71 @@ def _validate_resources(res: dict) -> None:
     pids = _opt(res, "pids", dict, where, {})
     _int_range(pids, "limit", f"{where}.pids", -1, INT64_MAX)
     for i, rule in enumerate(_want(_or_empty(res, "devices"), list, f"{where}.devices")):
-        _want(rule, dict, f"{where}.devices[{i}]")
-        _want(rule.get("allow"), bool, f"{where}.devices[{i}].allow")
+        at = f"{where}.devices[{i}]"
+        _want(rule, dict, at)
+        _want(rule.get("allow"), bool, f"{at}.allow")
+        _opt(rule, "type", str, at)
+        _int_range(rule, "major", at, -1, 2**32 - 1)
+        _int_range(rule, "minor", at, -1, 2**32 - 1)
+        access = _opt(rule, "access", str, at)
+        if access is not None and (not access or any(ch not in "rwm" for ch in access)):
+            raise ConfigError(f"{at}.access {access!r} must be made of r, w and m")
         try:
             device_rule(rule)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}.devices[{i}]: {exc}") from None
-    _opt(res, "blockIO", dict, where)
-    _opt(res, "network", dict, where)
-    _opt(res, "unified", dict, where)
-    _want(_or_empty(res, "hugepageLimits"), list, f"{where}.hugepageLimits")
+            raise ConfigError(f"{at}: {exc}") from None
+    bio = _opt(res, "blockIO", dict, where, {})
+    for key in ("weight", "leafWeight"):
+        value = _int_range(bio, key, f"{where}.blockIO", 0, 1000)
+        if value and value < 10:
+            raise ConfigError(f"{where}.blockIO.{key} must be 0 (unset) or 10 to 1000, not {value}")
+    for key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+        for i, dev in enumerate(_want(_or_empty(bio, key), list, f"{where}.blockIO.{key}")):
+            at = f"{where}.blockIO.{key}[{i}]"
+            _want(dev, dict, at)
+            for field in ("major", "minor"):
+                if dev.get(field) is None:
+                    raise ConfigError(f"{at}.{field} is required")
+                _int_range(dev, field, at, 0, 2**32 - 1)
+            if key == "weightDevice":
+                for field in ("weight", "leafWeight"):
+                    _int_range(dev, field, at, 0, 1000)
+            else:
+                if dev.get("rate") is None:
+                    raise ConfigError(f"{at}.rate is required")
+                _int_range(dev, "rate", at, 0, UINT64_MAX)
+    net = _opt(res, "network", dict, where, {})
+    _int_range(net, "classID", f"{where}.network", 0, 2**32 - 1)
+    for i, prio in enumerate(_want(_or_empty(net, "priorities"), list,
+                                   f"{where}.network.priorities")):
+        at = f"{where}.network.priorities[{i}]"
+        _want(prio, dict, at)
+        name = _want(prio.get("name"), str, f"{at}.name")
+        if not name or any(ch.isspace() for ch in name) or "/" in name:
+            raise ConfigError(f"{at}.name {name!r} is not an interface name")
+        _want(prio.get("priority"), int, f"{at}.priority")
+        _int_range(prio, "priority", at, 0, 2**32 - 1)
+    unified = _opt(res, "unified", dict, where, {})
+    for key, value in unified.items():
+        _want(value, str, f"{where}.unified[{key!r}]")
+        if not key or "/" in key or key.startswith(".") or "." not in key:
+            raise ConfigError(f"{where}.unified: {key!r} is not a cgroup v2 file name")
+        if key.split(".")[0] == "cgroup" and key not in ("cgroup.max.depth",
+                                                         "cgroup.max.descendants"):
+            raise ConfigError(f"{where}.unified: {key} is the runtime's to write, "
+                              "not a resource limit")
+    for i, hp in enumerate(_want(_or_empty(res, "hugepageLimits"), list,
+                                 f"{where}.hugepageLimits")):
+        at = f"{where}.hugepageLimits[{i}]"
+        _want(hp, dict, at)
+        size = _want(hp.get("pageSize"), str, f"{at}.pageSize")
+        if not (len(size) > 2 and size[:-2].isascii() and size[:-2].isdigit()
+                and size[-2:] in ("KB", "MB", "GB")):
+            raise ConfigError(f"{at}.pageSize {size!r} is not a page size such as 2MB")
+        if hp.get("limit") is None:
+            raise ConfigError(f"{at}.limit is required")
+        _int_range(hp, "limit", at, 0, UINT64_MAX)
 
 
 def sysctl_namespace(key: str) -> str | None:
@@ -521,7 +724,7 @@ def load_config(bundle: str) -> dict:
     except OSError as exc:
         raise Failure(f"config.json: {exc.strerror}: {path}") from None
     try:
-        cfg = json.loads(raw)
+        cfg = json_loads(raw)
     except ValueError as exc:
         raise ConfigError(f"invalid JSON: {exc}") from None
     return validate_config(cfg, bundle=bundle)
@@ -598,8 +801,10 @@ def parse_signal(value) -> int:
             if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
                 return int(num)
         raise Failure(f"invalid signal {value!r}")
-    sig = getattr(signal.Signals, name, None) if name.isidentifier() else None
-    if sig is None:
+    # (the _signal module's names: SIGTERM and friends, and SIG_DFL and such)
+    sig = getattr(signal, name, None) if name.isidentifier() and not name.startswith("SIG_") \
+        else None
+    if not isinstance(sig, int):
         raise Failure(f"invalid signal {value!r}")
     return int(sig)
 
@@ -687,9 +892,9 @@ class Log:
         if not self.path:
             return
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": rfc3339_now()})
+            line = json_dumps({"level": level, "msg": msg, "time": rfc3339_now()})
         else:
-            line = f'time="{rfc3339_now()}" level={level} msg={json.dumps(msg)}'
+            line = f'time="{rfc3339_now()}" level={level} msg={json_dumps(msg)}'
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
             try:
@@ -779,7 +984,7 @@ class Container:
         }
 
     def save(self) -> None:
-        write_atomic(os.path.join(self.dir, STATE), json.dumps(self.state).encode(), 0o600)
+        write_atomic(os.path.join(self.dir, STATE), json_dumps(self.state).encode(), 0o600)
 
     @classmethod
     def load(cls, root: str, container_id: str) -> "Container":
@@ -787,7 +992,7 @@ class Container:
         path = os.path.join(root, container_id, STATE)
         try:
             with open(path, "rb") as f:
-                state = json.loads(f.read())
+                state = json_loads(f.read())
         except FileNotFoundError:
             raise Failure(f"container does not exist: {container_id}") from None
         except (OSError, ValueError) as exc:
@@ -864,8 +1069,6 @@ class Container:
     def destroy(self, log: Log) -> None:
         """Kill what is left, remove the cgroup and the state dir, then run
         the poststop hooks (failures are warnings)."""
-        import shutil
-
         poststop = self.hooks("poststop")
         if poststop:
             state = hook_state(self.id, "stopped", 0, self.state["bundle"],
@@ -880,9 +1083,31 @@ class Container:
                     raise Failure(f"container {self.id}: processes {cg.pids()} will not die")
                 time.sleep(0.005)
             cg.remove()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_state_dir(self.dir)
         if poststop:
             run_hooks_warn("poststop", poststop, state, log)
+
+
+def remove_state_dir(path: str) -> None:
+    """Remove a container's state dir (flat: state.json, exec.fifo, temporary
+    files); what is already gone is fine (shutil would cost an import)."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            import shutil
+
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def list_containers(root: str) -> list[Container]:
@@ -900,42 +1125,80 @@ def list_containers(root: str) -> list[Container]:
 
 
 # ---------------------------------------------------------------------------
-# the wire between parent, intermediate and init (messages.runtime)
+# the handshake between parent, intermediate and init (private to this file)
 # ---------------------------------------------------------------------------
 
+# One JSON object per line on the socketpair: {"t": tag, field: value...}.
+# It never leaves this module, so it needs neither msgpack nor attrs (whose
+# import alone costs more than the rest of `create`); what the shim reads on
+# --sync-fd is messages.runtime's envelope, written by sync_envelope().
+CREATED = "created"              # intermediate -> parent: pid (the init's, on the host)
+FAILED = "failed"                # any child -> parent: message, exit_code
+USERNS = "userns"                # intermediate -> parent: write my uid_map and gid_map
+IDMAPS_WRITTEN = "idmaps"        # parent -> intermediate: written, go on
+CGROUP_JOINED = "cgjoined"       # parent -> init: you are in the cgroup, go on
+RUN_HOOKS = "hooks"              # init -> parent: run prestart and createRuntime now
+HOOKS_DONE = "hooksdone"         # parent -> init: they ran, go on
+READY = "ready"                  # init -> parent: set up, blocked until `start`
+MAX_LINE = 1 << 20
+
+
+class Msg:
+    """One handshake message: a tag and its fields (``msg.pid``)."""
+
+    __slots__ = ("tag", "fields")
+
+    def __init__(self, tag: str, **fields):
+        self.tag = tag
+        self.fields = fields
+
+    def __getattr__(self, name: str):
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Msg) and (self.tag, self.fields) == (other.tag, other.fields)
+
+    def __repr__(self) -> str:
+        return f"Msg({self.tag!r}, {self.fields!r})"
+
+
 class Channel:
-    """Blocking msgpack frames on a socket fd, with a timeout on receive."""
+    """Blocking JSON lines on a socket fd, with a timeout on receive."""
 
     def __init__(self, fd: int):
-        from messages.wire import FrameDecoder
-
         self.fd = fd
-        self.decoder = FrameDecoder()
-        self.pending: list = []
+        self.buffer = b""
 
-    def send(self, msg, kind=None) -> None:
-        from messages.base import Kind, pack
-        from messages.wire import encode
-
-        data = encode(pack(kind or Kind.EVENT, 0, msg))
+    def send(self, msg: Msg) -> None:
+        data = json_dumps({"t": msg.tag, **msg.fields}).encode() + b"\n"
         while data:
-            n = os.write(self.fd, data)
-            data = data[n:]
+            data = data[os.write(self.fd, data):]
 
-    def recv(self, timeout: float = CREATE_TIMEOUT):
-        """The next message, or None on EOF.  Raises Failure on timeout."""
-        from messages.base import unpack
-
+    def recv(self, timeout: float = CREATE_TIMEOUT) -> Msg | None:
+        """The next message, or None on EOF.  Raises Failure on timeout or garbage."""
         deadline = time.monotonic() + timeout
-        while not self.pending:
+        while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not _readable(self.fd, left):
                 raise Failure("timed out waiting for the container init")
             data = os.read(self.fd, 65536)
             if not data:
                 return None
-            self.pending.extend(self.decoder.feed(data))
-        return unpack(self.pending.pop(0)).msg
+            self.buffer += data
+            if len(self.buffer) > MAX_LINE:
+                raise Failure("the container init sent an oversized message")
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            obj = json_loads(line)
+            tag = obj.pop("t")
+            if not isinstance(tag, str):
+                raise TypeError
+            return Msg(tag, **obj)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise Failure("garbled message from the container init") from None
 
 
 def _readable(fd: int, timeout: float) -> bool:
@@ -945,11 +1208,52 @@ def _readable(fd: int, timeout: float) -> bool:
     return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
-def send_sync(fd: int, msg) -> None:
-    from messages.base import Kind, pack
-    from messages.wire import encode
+# --sync-fd: what the shim decodes with messages.wire and messages.base, a
+# msgpack map {"k": "rep", "i": 0, "t": TYPE, "b": body} carrying a
+# messages.runtime ContainerCreated (rt.created, {pid}) or CreateFailed
+# (rt.failed, {message, exit_code}); written by hand, byte for byte what
+# msgpack.packb(..., use_bin_type=True) makes (a unit test checks it)
+SYNC_TYPES = {CREATED: ("rt.created", ("pid",)), FAILED: ("rt.failed", ("message", "exit_code"))}
 
-    data = encode(pack(Kind.REPLY, 0, msg))
+
+def _msgpack(obj) -> bytes:
+    """msgpack for the few types an envelope holds: str, int, dict."""
+    if isinstance(obj, str):
+        raw = obj.encode("utf-8", "replace")
+        n = len(raw)
+        if n < 32:
+            return bytes([0xA0 | n]) + raw
+        if n < 256:
+            return bytes([0xD9, n]) + raw
+        if n < 65536:
+            return b"\xda" + n.to_bytes(2, "big") + raw
+        return b"\xdb" + n.to_bytes(4, "big") + raw
+    if isinstance(obj, bool) or not isinstance(obj, (int, dict)):
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+    if isinstance(obj, dict):
+        n = len(obj)
+        head = bytes([0x80 | n]) if n < 16 else b"\xde" + n.to_bytes(2, "big")
+        return head + b"".join(_msgpack(k) + _msgpack(v) for k, v in obj.items())
+    if 0 <= obj < 0x80 or -32 <= obj < 0:
+        return (obj & 0xFF).to_bytes(1, "big")
+    if obj >= 0:
+        for code, size in ((0xCC, 1), (0xCD, 2), (0xCE, 4), (0xCF, 8)):
+            if obj < 1 << (8 * size):
+                return bytes([code]) + obj.to_bytes(size, "big")
+    else:
+        for code, size in ((0xD0, 1), (0xD1, 2), (0xD2, 4), (0xD3, 8)):
+            if obj >= -(1 << (8 * size - 1)):
+                return bytes([code]) + obj.to_bytes(size, "big", signed=True)
+    raise OverflowError(f"integer {obj} does not fit in 64 bits")
+
+
+def sync_envelope(msg: Msg) -> bytes:
+    tag, fields = SYNC_TYPES[msg.tag]
+    return _msgpack({"k": "rep", "i": 0, "t": tag, "b": {f: msg.fields[f] for f in fields}})
+
+
+def send_sync(fd: int, msg: Msg) -> None:
+    data = sync_envelope(msg)
     try:
         while data:
             data = data[os.write(fd, data):]
@@ -967,7 +1271,7 @@ HOOK_FOREVER = 24 * 3600.0  # how long "no timeout" is, where a wait needs a num
 def hook_state(container_id: str, status: str, pid: int, bundle: str,
                annotations: dict | None) -> bytes:
     """The OCI state a hook reads on its stdin."""
-    return json.dumps({"ociVersion": OCI_VERSION, "id": container_id, "status": status,
+    return json_dumps({"ociVersion": OCI_VERSION, "id": container_id, "status": status,
                        "pid": pid, "bundle": bundle, "annotations": annotations or {}}).encode()
 
 
@@ -1033,13 +1337,6 @@ def run_hook(hook: dict, state: bytes) -> str:
     finally:
         os.close(state_fd)
         os.close(out_fd)
-
-
-def _hook_messages():
-    """The two init <-> parent messages of the createRuntime step."""
-    from messages.runtime import HooksDone, RunCreateRuntimeHooks
-
-    return RunCreateRuntimeHooks, HooksDone
 
 
 # ---------------------------------------------------------------------------
@@ -1140,6 +1437,11 @@ def fix_stdio_owner(uid: int) -> None:
             continue
         if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == null):
             continue
+        # a device node other than a pty is the host's (bound in, or the
+        # caller's stdio): never hand it to the container's user
+        if (stat.S_ISCHR(st.st_mode) and not 136 <= os.major(st.st_rdev) <= 143) \
+                or stat.S_ISBLK(st.st_mode):
+            continue
         try:
             os.fchown(fd, uid, st.st_gid)
         except OSError as exc:
@@ -1162,6 +1464,8 @@ class CreateOptions:
         self.sync_fd = sync_fd
         self.preserve_fds = preserve_fds
         self.console_fd = -1  # the connected console socket, while creating
+        self.fifo_fd = -1  # exec.fifo, O_PATH, opened for the init by the parent
+        self.plan = None  # the init's ProcessPlan, made by the parent
 
 
 def check_terminal(process: dict, console_socket: str | None) -> None:
@@ -1248,7 +1552,7 @@ def _make_cgroup(container_id: str, linux: dict):
         raise Failure(f"cgroup {path}: {exc}") from None
     try:
         resources = dict(linux.get("resources") or {})
-        if resources.get("devices") is not None and cg.version == 1:
+        if resources.get("devices") is not None:
             resources["devices"] = list(resources["devices"]) + list(DEFAULT_DEVICE_RULES)
         cg.apply(resources)
     except (OSError, ValueError) as exc:
@@ -1261,8 +1565,6 @@ def _make_cgroup(container_id: str, linux: dict):
 
 
 def _undo_create(cdir: str, init_pid: int, cgroup) -> None:
-    import shutil
-
     if init_pid:
         _kill_quietly(init_pid)
     if cgroup is not None:
@@ -1275,31 +1577,42 @@ def _undo_create(cdir: str, init_pid: int, cgroup) -> None:
             cgroup.remove()
         except OSError:
             pass
-    shutil.rmtree(cdir, ignore_errors=True)
+    remove_state_dir(cdir)
 
 
 def _ns_plan(linux: dict) -> tuple[int, list[tuple[str, str]]]:
-    """(unshare flags for new namespaces other than pid, [(type, path)] to join)."""
+    """The init's part: (unshare flags for new namespaces, [(type, path)] to
+    join); the user, pid and time namespaces are the intermediate's."""
     flags = 0
     join = []
     for ns in linux.get("namespaces") or []:
+        if ns["type"] in INTERMEDIATE_NAMESPACES:
+            continue
         if ns.get("path"):
             join.append((ns["type"], ns["path"]))
-        elif ns["type"] != "pid":
+        else:
             flags |= NAMESPACES[ns["type"]]
     return flags, join
 
 
-def _expect(msg, want: type, otherwise: str):
-    """A child's reply: the ``want`` message, or the Failure its CreateFailed
-    reports, or (EOF, anything else: it died) ``otherwise``."""
-    from messages.runtime import CreateFailed
+# entered by the intermediate, before it forks the init: a new pid or time
+# namespace is only for children, and the user namespace must come first so
+# that it owns every other new one
+INTERMEDIATE_NAMESPACES = ("user", "pid", "time")
 
-    if isinstance(msg, CreateFailed):
+
+def _expect(msg, want: str, otherwise: str) -> Msg:
+    """A child's reply: the ``want`` message, or the Failure its FAILED
+    reports, or (EOF, anything else: it died) ``otherwise``."""
+    if _is(msg, FAILED):
         raise Failure(msg.message, msg.exit_code)
-    if not isinstance(msg, want):
+    if not _is(msg, want):
         raise Failure(otherwise)
     return msg
+
+
+def _is(msg, tag: str) -> bool:
+    return isinstance(msg, Msg) and msg.tag == tag
 
 
 def _kill_quietly(pid: int) -> None:
@@ -1310,15 +1623,20 @@ def _kill_quietly(pid: int) -> None:
 
 
 def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log) -> int:
-    import socket
-
-    from messages.runtime import CgroupJoined, ContainerCreated, InitReady
+    import _socket  # (socket would import enum)
 
     hooks = cfg.get("hooks") or {}
     runtime_hooks = (hooks.get("prestart") or []) + (hooks.get("createRuntime") or [])
-    if runtime_hooks:
-        RunCreateRuntimeHooks, HooksDone = _hook_messages()
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # what the init needs is computed and imported here: in a user
+    # namespace the init may not reach the host's Python library at all
+    opts.plan = ProcessPlan(cfg["process"], cfg["linux"], hooks=hooks)
+    from linux import mounts  # noqa: F401
+
+    if any(ns["type"] == "network" and not ns.get("path")
+           for ns in cfg["linux"].get("namespaces") or []):
+        from linux import net  # noqa: F401
+    parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    opts.fifo_fd = os.open(os.path.join(cdir, FIFO), os.O_PATH | os.O_CLOEXEC)
     # the intermediate's fork must not run Python-level buffered output twice
     sys.stdout.flush()
     sys.stderr.flush()
@@ -1328,38 +1646,49 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
         _intermediate(child_sock.detach(), cfg, bundle, rootfs, cdir, cgroup, opts)
         os._exit(1)  # not reached
     child_sock.close()
+    os.close(opts.fifo_fd)
+    opts.fifo_fd = -1
     chan = Channel(parent_sock.fileno())
     init_pid = 0
+    reaped = False
     try:
         msg = chan.recv()
+        if _is(msg, USERNS):
+            write_id_maps(mid, cfg["linux"])
+            chan.send(Msg(IDMAPS_WRITTEN))
+            msg = chan.recv()
         _, status = os.waitpid(mid, 0)
-        init_pid = _expect(msg, ContainerCreated,
+        reaped = True
+        init_pid = _expect(msg, CREATED,
                            f"container init failed to start (intermediate status {status})").pid
         if cgroup is not None:
             try:
                 cgroup.add_pid(init_pid)
             except OSError as exc:
-                raise Failure(str(exc)) from None
+                raise Failure(_cgroup_error(exc)) from None
         adj = cfg["process"].get("oomScoreAdj")
         if adj is not None:
             _set_oom_score_adj(init_pid, adj, log)
         try:
-            chan.send(CgroupJoined())
+            chan.send(Msg(CGROUP_JOINED))
         except OSError:
             pass  # the init is gone: its CreateFailed (or EOF) is read below
         msg = chan.recv()
-        if runtime_hooks and isinstance(msg, RunCreateRuntimeHooks):
+        if runtime_hooks and _is(msg, RUN_HOOKS):
             # the container's namespaces and mounts exist; pivot_root is next
             state = hook_state(opts.id, "creating", init_pid, bundle, cfg.get("annotations"))
             run_hooks("prestart", hooks.get("prestart") or [], state)
             run_hooks("createRuntime", hooks.get("createRuntime") or [], state)
-            chan.send(HooksDone())
+            chan.send(Msg(HOOKS_DONE))
             msg = chan.recv(CREATE_TIMEOUT + hooks_budget(hooks.get("createContainer") or []))
-        _expect(msg, InitReady, "container init exited during create")
+        _expect(msg, READY, "container init exited during create")
         return init_pid
     except BaseException:
         if init_pid:
             _kill_quietly(init_pid)
+        if not reaped:  # (a failure before it reported: no zombie left)
+            _kill_quietly(mid)
+            os.waitpid(mid, 0)
         raise
     finally:
         parent_sock.close()
@@ -1382,23 +1711,20 @@ def _set_oom_score_adj(pid: int, adj: int, log: Log) -> None:
 def _intermediate(sock: int, cfg, bundle, rootfs, cdir, cgroup, opts) -> None:
     """Forked child: enter the pid namespace (which only takes effect for
     children), fork the init, report its host pid, exit."""
-    from messages.runtime import ContainerCreated, CreateFailed
-
     chan = None
     try:
         chan = Channel(sock)
         sc.set_dumpable(False)  # before joining any namespace (CVE-2019-5736)
-        for ns in cfg["linux"].get("namespaces") or []:
-            if ns["type"] != "pid":
-                continue
-            if ns.get("path"):
-                fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    sc.setns(fd, sc.CLONE_NEWPID)
-                finally:
-                    os.close(fd)
-            else:
-                sc.unshare(sc.CLONE_NEWPID)
+        linux = cfg["linux"]
+        nss = {ns["type"]: ns for ns in linux.get("namespaces") or []}
+        if "user" in nss:
+            _enter_user_ns(chan, nss["user"])
+        if "pid" in nss:
+            _enter_ns(nss["pid"], sc.CLONE_NEWPID)
+        if "time" in nss:
+            _enter_ns(nss["time"], sc.CLONE_NEWTIME)
+            if not nss["time"].get("path") and linux.get("timeOffsets"):
+                _write_time_offsets(linux["timeOffsets"])
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -1406,15 +1732,96 @@ def _intermediate(sock: int, cfg, bundle, rootfs, cdir, cgroup, opts) -> None:
                 code = _init(chan, cfg, bundle, rootfs, cdir, cgroup, opts)
             finally:
                 os._exit(code)
-        chan.send(ContainerCreated(pid=pid))
+        chan.send(Msg(CREATED, pid=pid))
         os._exit(0)
     except BaseException as exc:
         try:
             if chan is not None:
                 msg = exc.message if isinstance(exc, Failure) else f"{exc}"
-                chan.send(CreateFailed(message=msg, exit_code=128))
+                chan.send(Msg(FAILED, message=msg, exit_code=128))
         finally:
             os._exit(1)
+
+
+def _enter_ns(ns: dict, kind: int) -> None:
+    """Join the namespace at ns["path"], or unshare a new one."""
+    if not ns.get("path"):
+        sc.unshare(kind)
+        return
+    try:
+        fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Failure(f"namespace {ns['type']} {ns['path']}: {exc.strerror}") from None
+    try:
+        sc.setns(fd, kind)
+    except OSError as exc:
+        raise Failure(f"join namespace {ns['type']} {ns['path']}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _enter_user_ns(chan: "Channel", ns: dict) -> None:
+    """The intermediate: join or make the user namespace (a new one gets its
+    id maps from the parent: only it may write them), then become its root."""
+    _enter_ns(ns, sc.CLONE_NEWUSER)
+    if not ns.get("path"):
+        chan.send(Msg(USERNS))
+        if not _is(chan.recv(), IDMAPS_WRITTEN):
+            raise Failure("the runtime did not write the user namespace's id maps")
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as exc:
+        raise Failure(f"cannot become root in the user namespace ({exc.strerror}): "
+                      "uid and gid 0 must be mapped") from None
+
+
+def id_map_text(mappings: list[dict]) -> bytes:
+    """linux.uidMappings / gidMappings as /proc/PID/uid_map lines."""
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                   for m in mappings).encode()
+
+
+def write_id_maps(pid: int, linux: dict) -> None:
+    """The parent: write a new user namespace's maps (each in one write, as
+    the kernel wants); setgroups is denied first where only that lets an
+    unprivileged writer set a gid map."""
+    def put(name: str, data: bytes, what: str) -> None:
+        try:
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise Failure(f"user namespace: write {what} to /proc/{pid}/{name}: "
+                          f"{exc.strerror}") from None
+
+    put("uid_map", id_map_text(linux["uidMappings"]), "linux.uidMappings")
+    if os.geteuid() != 0:
+        put("setgroups", b"deny", "deny")
+    put("gid_map", id_map_text(linux["gidMappings"]), "linux.gidMappings")
+
+
+def _write_time_offsets(offsets: dict) -> None:
+    """A new time namespace's offsets: written before any process is in it."""
+    text = "".join(f"{clock} {offsets[clock].get('secs') or 0} "
+                   f"{offsets[clock].get('nanosecs') or 0}\n"
+                   for clock in TIME_OFFSET_CLOCKS if clock in offsets)
+    # non-dumpable, our /proc/self files belong to the host's root, whom a
+    # user namespace's root is not: dumpable for the write (nothing else is
+    # in our namespaces yet)
+    sc.set_dumpable(True)
+    try:
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise Failure(f"time namespace: write linux.timeOffsets: {exc.strerror}") from None
+    finally:
+        sc.set_dumpable(False)
 
 
 # ---------------------------------------------------------------------------
@@ -1422,14 +1829,14 @@ def _intermediate(sock: int, cfg, bundle, rootfs, cdir, cgroup, opts) -> None:
 # ---------------------------------------------------------------------------
 
 def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
-    from messages.runtime import CgroupJoined, CreateFailed, InitReady
-
     try:
         # CVE-2019-5736: until it execs the user's command the init is the
         # host's interpreter; non-dumpable, its /proc/1/exe (and fd, mem...)
         # cannot be opened from the container (execve undoes it)
         sc.set_dumpable(False)
-        fifo_fd = os.open(os.path.join(cdir, FIFO), os.O_PATH | os.O_CLOEXEC)
+        # opened by the parent: the state dir may be out of a user
+        # namespace's reach
+        fifo_fd = opts.fifo_fd
         # our pid on the host, for the hooks' state (the host's /proc is
         # still ours: nothing is mounted yet)
         host_pid = int(os.readlink("/proc/self"))
@@ -1441,20 +1848,20 @@ def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
             signal.signal(sig, signal.SIG_DFL)
         msg = chan.recv()
-        if not isinstance(msg, CgroupJoined):
+        if not _is(msg, CGROUP_JOINED):
             return 1  # the parent is gone or confused: nothing to report to
-        plan = ProcessPlan(cfg["process"], cfg["linux"], hooks=cfg.get("hooks") or {})
+        plan = opts.plan
         state = hook_state(opts.id, "creating", host_pid, bundle, cfg.get("annotations"))
         _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, state)
         argv, env, path = plan.finish([0, 1, 2, chan.fd, fifo_fd], opts.preserve_fds,
                                       need_proc=fifo_fd)
     except Failure as exc:
-        _report(chan, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+        _report(chan, Msg(FAILED, message=exc.message, exit_code=exc.exit_code))
         return 1
     except BaseException as exc:  # one line, whatever broke
-        _report(chan, CreateFailed(message=_one_line(exc), exit_code=128))
+        _report(chan, Msg(FAILED, message=_one_line(exc), exit_code=128))
         return 1
-    chan.send(InitReady())
+    chan.send(Msg(READY))
     os.close(chan.fd)
     # block until `start` opens the fifo for reading (reopen through our own
     # fd: the state dir is not visible from inside the new root); the write
@@ -1499,7 +1906,10 @@ def _report(chan: Channel, msg) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = str(exc.strerror)  # (without "[Errno N]": linux/ puts the call in it)
+    else:
+        text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{text}: {exc.filename}"
     return text.replace("\n", " ")
@@ -1513,6 +1923,7 @@ def _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, sta
     linux = cfg["linux"]
     hooks = cfg.get("hooks") or {}
     flags, join = _ns_plan(linux)
+    userns = any(ns["type"] == "user" for ns in linux.get("namespaces") or [])
     if flags & sc.CLONE_NEWNET:
         from linux.net import link_up
     os.umask(0o022)
@@ -1520,8 +1931,6 @@ def _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, sta
     # namespaces: join the given paths first, then make the new ones (the
     # cgroup namespace too: the parent has put us in the container's cgroup)
     for kind, path in join:
-        if kind == "pid":
-            continue  # done by the intermediate
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -1537,12 +1946,20 @@ def _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, sta
 
     # the root filesystem
     prop = mounts.PROPAGATION.get(linux.get("rootfsPropagation") or "", 0)
-    mounts.make_rootfs_mount(rootfs, prop or (sc.MS_SLAVE | sc.MS_REC))
+    try:
+        mounts.make_rootfs_mount(rootfs, prop or (sc.MS_SLAVE | sc.MS_REC))
+    except PermissionError as exc:
+        if not userns:
+            raise
+        raise Failure(f"{_one_line(exc)} (in a user namespace the rootfs must be reachable "
+                      "by the container's root: every directory above it searchable, "
+                      "the rootfs owned by the mapped root)") from None
     entries = cfg.get("mounts") or []
     new_cgroupns = bool(flags & sc.CLONE_NEWCGROUP)
     for entry in entries:
         try:
-            mounts.mount_entry(rootfs, bundle, entry, cgroup=cgroup, new_cgroupns=new_cgroupns)
+            mounts.mount_entry(rootfs, bundle, entry, cgroup=cgroup, new_cgroupns=new_cgroupns,
+                               userns=userns)
         except (OSError, ValueError) as exc:
             raise Failure(f"mount {entry['destination']}: {_one_line(exc)}") from None
     dev_bind = any(e["destination"].rstrip("/") == "/dev" and _is_bind(e) for e in entries)
@@ -1562,11 +1979,10 @@ def _setup_container(cfg, bundle, rootfs, cgroup, opts, chan, fifo_fd, plan, sta
     # hooks before pivot_root: prestart and createRuntime in the runtime's
     # namespaces (the parent runs them), then createContainer in ours
     if hooks.get("prestart") or hooks.get("createRuntime"):
-        RunCreateRuntimeHooks, HooksDone = _hook_messages()
-        chan.send(RunCreateRuntimeHooks())
+        chan.send(Msg(RUN_HOOKS))
         budget = hooks_budget((hooks.get("prestart") or []) + (hooks.get("createRuntime") or []))
         msg = chan.recv(CREATE_TIMEOUT + budget)
-        if not isinstance(msg, HooksDone):
+        if not _is(msg, HOOKS_DONE):
             raise Failure("the runtime did not run the createRuntime hooks")
     if hooks.get("createContainer"):
         run_hooks("createContainer", hooks["createContainer"], state)
@@ -1796,7 +2212,7 @@ def cmd_start(args, log: Log) -> int:
 
 def cmd_state(args, log: Log) -> int:
     c = Container.load(args.root, args.id)
-    sys.stdout.write(json.dumps(c.oci_state(), indent=2) + "\n")
+    sys.stdout.write(_json_module().dumps(c.oci_state(), indent=2) + "\n")
     return 0
 
 
@@ -1821,9 +2237,7 @@ def cmd_delete(args, log: Log) -> int:
     except Failure:
         cdir = os.path.join(args.root, args.id)
         if os.path.isdir(cdir) and not os.path.exists(os.path.join(cdir, STATE)):
-            import shutil  # a create that crashed before writing its state
-
-            shutil.rmtree(cdir, ignore_errors=True)
+            remove_state_dir(cdir)  # a create that crashed before writing its state
             return 0
         if args.force:
             return 0
@@ -1858,12 +2272,226 @@ def cmd_resume(args, log: Log) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------
+# update: new resource limits for a live container (runc update)
+# ---------------------------------------------------------------------------
+
+# runc's flags: flag -> (LinuxResources section, key, how the value is read)
+UPDATE_FLAGS = {
+    "--memory": ("memory", "limit", "bytes"),
+    "--memory-reservation": ("memory", "reservation", "bytes"),
+    "--memory-swap": ("memory", "swap", "bytes"),
+    "--cpu-share": ("cpu", "shares", "uint"),
+    "--cpu-shares": ("cpu", "shares", "uint"),
+    "--cpu-period": ("cpu", "period", "uint"),
+    "--cpu-quota": ("cpu", "quota", "int"),
+    "--cpu-burst": ("cpu", "burst", "uint"),
+    "--cpu-rt-period": ("cpu", "realtimePeriod", "uint"),
+    "--cpu-rt-runtime": ("cpu", "realtimeRuntime", "int"),
+    "--cpu-idle": ("cpu", "idle", "int"),
+    "--cpuset-cpus": ("cpu", "cpus", "str"),
+    "--cpuset-mems": ("cpu", "mems", "str"),
+    "--pids-limit": ("pids", "limit", "int"),
+    "--blkio-weight": ("blockIO", "weight", "int"),
+}
+# runc's flags for what we do not have: refused, never ignored
+UPDATE_REFUSED = {
+    "--kernel-memory": "kernel memory limits are not supported (deprecated in the kernel)",
+    "--kernel-memory-tcp": "use --resources with memory.kernelTCP",
+    "--l3-cache-schema": "Intel RDT is not supported",
+    "--mem-bw-schema": "Intel RDT is not supported",
+}
+
+# the keys of each LinuxResources section that update may set
+UPDATE_KEYS = {
+    "memory": {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+               "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"},
+    "cpu": {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus",
+            "mems", "idle"},
+    "pids": {"limit"},
+    "blockIO": {"weight", "leafWeight", "weightDevice", "throttleReadBpsDevice",
+                "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"},
+    "network": {"classID", "priorities"},
+}
+UPDATE_LISTS = ("hugepageLimits",)
+# where 0 (and "" for cpus/mems) means "leave as it is", as in runc's drivers
+UPDATE_ZERO_KEEPS = {
+    "memory": {"limit", "reservation", "swap", "kernelTCP"},
+    "cpu": {"shares", "period", "quota", "realtimePeriod", "realtimeRuntime", "cpus", "mems"},
+    "pids": {"limit"},
+    "blockIO": {"weight", "leafWeight"},
+}
+
+
+def _update_uint(flag: str, value: str, signed: bool) -> int:
+    text = value[1:] if signed and value.startswith("-") else value
+    if not text.isdigit():
+        raise Failure(f"invalid value for {flag.lstrip('-')}: {value!r} is not "
+                      f"{'an integer' if signed else 'an unsigned integer'}")
+    number = int(value)
+    if not (-2**63 <= number <= INT64_MAX if signed else number <= UINT64_MAX):
+        raise Failure(f"invalid value for {flag.lstrip('-')}: {value} is out of range")
+    return number
+
+
+def update_from_flags(flags: dict[str, str]) -> dict:
+    """runc update's flags (flag -> text) as a LinuxResources patch."""
+    patch: dict = {}
+    for flag, value in flags.items():
+        if flag in UPDATE_REFUSED:
+            raise Failure(f"update {flag}: {UPDATE_REFUSED[flag]}")
+        section, key, kind = UPDATE_FLAGS[flag]
+        if kind == "str":
+            number = value
+        elif kind == "bytes":
+            if value == "-1":
+                number = -1
+            else:
+                from oci.units import InvalidSize, ram_in_bytes
+
+                try:
+                    number = ram_in_bytes(value)
+                except InvalidSize as exc:
+                    raise Failure(f"invalid value for {flag.lstrip('-')}: {exc}") from None
+        else:
+            number = _update_uint(flag, value, signed=kind == "int")
+        patch.setdefault(section, {})[key] = number
+    weight = (patch.get("blockIO") or {}).get("weight")
+    if weight and not 10 <= weight <= 1000:
+        raise Failure(f"invalid value for blkio-weight: {weight} is not between 10 and 1000")
+    return patch
+
+
+def check_update(patch) -> dict:
+    """A LinuxResources patch (`update --resources`): the right types and
+    only what update can change; raises Failure."""
+    _want(patch, dict, "resources")
+    for key, value in patch.items():
+        if value is None:
+            continue
+        if key in UPDATE_KEYS:
+            _want(value, dict, f"resources.{key}")
+            unknown = sorted(k for k in value if k not in UPDATE_KEYS[key])
+            if unknown:
+                raise Failure(f"update: resources.{key}.{unknown[0]} is not a field of "
+                              f"resources.{key}")
+        elif key not in (*UPDATE_LISTS, "devices", "unified", "rdma"):
+            raise Failure(f"update: resources.{key} is not a field of the resources")
+    try:
+        _validate_resources(patch, where="resources")
+    except ConfigError as exc:
+        raise Failure("update: " + exc.message.removeprefix("config.json: ")) from None
+    return patch
+
+
+def merge_resources(old: dict, patch: dict) -> dict:
+    """The resources after an update: ``patch`` over ``old`` field by field
+    (what the patch leaves out, or sets to runc's "unchanged" 0, stays).
+    Raises Failure for what update cannot change (devices, rdma)."""
+    merged = json_loads(json_dumps(old or {}))
+    for section, fields in patch.items():
+        if fields is None:
+            continue
+        if section in UPDATE_KEYS:
+            keep = UPDATE_ZERO_KEEPS.get(section, ())
+            target = merged.get(section) or {}
+            for key, value in fields.items():
+                if value is None or (key in keep and value in (0, "")
+                                     and not isinstance(value, bool)):
+                    continue
+                target[key] = value
+            merged[section] = target
+        elif section in UPDATE_LISTS:
+            merged[section] = fields
+        elif section == "unified":
+            merged["unified"] = {**(merged.get("unified") or {}), **fields}
+        elif section == "devices":
+            if fields != (old or {}).get("devices"):
+                raise Failure("update: resources.devices cannot be changed by update "
+                              "(the device rules are fixed at create)")
+        elif fields:
+            raise Failure(f"update: resources.{section} cannot be changed by update")
+    mem = patch.get("memory") or {}
+    if mem.get("limit") == -1 and mem.get("swap") is None:
+        # runc: unlimited memory without a word about swap is unlimited swap too
+        merged["memory"]["swap"] = -1
+    return merged
+
+
+def _without_devices(resources: dict) -> dict:
+    return {k: v for k, v in resources.items() if k != "devices"}
+
+
+def cmd_update(args, log: Log) -> int:
+    flags = {flag: getattr(args, _update_attr(flag)) for flag in (*UPDATE_FLAGS, *UPDATE_REFUSED)
+             if getattr(args, _update_attr(flag), None) is not None}
+    if args.resources is not None:
+        if flags:
+            raise Failure(f"update: --resources cannot be combined with {', '.join(flags)}")
+        try:
+            if args.resources == "-":
+                raw = sys.stdin.buffer.read()
+            else:
+                with open(args.resources, "rb") as f:
+                    raw = f.read()
+            patch = json_loads(raw)
+        except OSError as exc:
+            raise Failure(f"update: {exc.strerror}: {args.resources}") from None
+        except ValueError as exc:
+            raise Failure(f"update: --resources: invalid JSON: {exc}") from None
+        check_update(patch)
+    else:
+        patch = check_update(update_from_flags(flags))
+    c = Container.load(args.root, args.id)
+    lock = os.open(c.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        import fcntl
+
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one update at a time: read, merge, apply, save
+        c = Container.load(args.root, args.id)
+        if c.status() == "stopped":
+            raise Failure("container not running")
+        cg = c.cgroup()
+        if cg is None or not cg.exists():
+            raise Failure(f"container {c.id} has no cgroup")
+        cfg = c.config()
+        linux = cfg.setdefault("linux", {})
+        old = linux.get("resources") or {}
+        merged = merge_resources(old, patch)
+        try:
+            cg.apply(_without_devices(merged))
+        except (OSError, ValueError) as exc:
+            try:  # put back what the state says, so that the two agree
+                cg.apply(_without_devices(old))
+            except (OSError, ValueError) as undo:
+                log.warning(f"update: restoring the previous limits failed: {_cgroup_error(undo)}; "
+                            "the cgroup and the container's state may disagree")
+            raise Failure(f"update: {_cgroup_error(exc)}") from None
+        linux["resources"] = merged
+        c.state["config"] = cfg
+        c.save()
+    finally:
+        os.close(lock)
+    return 0
+
+
+def _cgroup_error(exc: BaseException) -> str:
+    """A CgroupError's own one-line message (no "[Errno N]")."""
+    if isinstance(exc, OSError) and exc.strerror and str(exc.strerror).startswith("cgroup"):
+        return str(exc.strerror)
+    return _one_line(exc)
+
+
+def _update_attr(flag: str) -> str:
+    return "update_" + flag[2:].replace("-", "_")
+
+
 def cmd_ps(args, log: Log) -> int:
     c = Container.load(args.root, args.id)
     cg = c.cgroup()
     pids = cg.pids() if cg is not None and cg.exists() else []
     if args.format == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(json_dumps(pids) + "\n")
     else:
         sys.stdout.write("PID\n" + "".join(f"{p}\n" for p in pids))
     return 0
@@ -1872,7 +2500,7 @@ def cmd_ps(args, log: Log) -> int:
 def cmd_list(args, log: Log) -> int:
     states = [c.oci_state() for c in list_containers(args.root)]
     if args.format == "json":
-        sys.stdout.write(json.dumps(states) + "\n")
+        sys.stdout.write(json_dumps(states) + "\n")
         return 0
     if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
@@ -1890,7 +2518,7 @@ def cmd_spec(args, log: Log) -> int:
     path = os.path.join(args.bundle, "config.json")
     if os.path.exists(path):
         raise Failure("File config.json exists. Remove it first.")
-    write_atomic(path, (json.dumps(default_spec(), indent="\t") + "\n").encode(), 0o644)
+    write_atomic(path, (_json_module().dumps(default_spec(), indent="\t") + "\n").encode(), 0o644)
     return 0
 
 
@@ -1910,14 +2538,10 @@ def cmd_create(args, log: Log) -> int:
             raise Failure(_one_line(exc)) from None
     except Failure as exc:
         if opts.sync_fd is not None:
-            from messages.runtime import CreateFailed
-
-            send_sync(opts.sync_fd, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+            send_sync(opts.sync_fd, Msg(FAILED, message=exc.message, exit_code=exc.exit_code))
         raise
     if opts.sync_fd is not None:
-        from messages.runtime import ContainerCreated
-
-        send_sync(opts.sync_fd, ContainerCreated(pid=c.pid))
+        send_sync(opts.sync_fd, Msg(CREATED, pid=c.pid))
     return 0
 
 
@@ -2042,7 +2666,7 @@ def exec_process_spec(cfg: dict, args) -> dict:
                           "(set it in the file)")
         try:
             with open(args.process, "rb") as f:
-                process = json.loads(f.read())
+                process = json_loads(f.read())
         except OSError as exc:
             raise Failure(f"exec: --process {args.process}: {exc.strerror}") from None
         except ValueError as exc:
@@ -2117,10 +2741,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
                   <----------------------------------------------  InitReady | CreateFailed
                                                                   execve
     """
-    import socket
-
-    from messages.runtime import CgroupJoined, ContainerCreated, InitReady
-
+    import _socket  # (socket would import enum)
     check_terminal(process, console_socket)
     fds: list[int] = []
     ns_fds: list[tuple[str, int]] = []
@@ -2148,7 +2769,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         plan = ProcessPlan(process, cfg["linux"])
         if console_socket:
             console_fd = connect_console_socket(console_socket)
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sys.stdout.flush()
         sys.stderr.flush()
         mid = os.fork()
@@ -2162,7 +2783,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         try:
             msg = chan.recv()
             os.waitpid(mid, 0)
-            pid = _expect(msg, ContainerCreated, "exec: the process failed to start").pid
+            pid = _expect(msg, CREATED, "exec: the process failed to start").pid
             cg = c.cgroup()
             if cg is not None and cg.exists():
                 try:
@@ -2172,10 +2793,10 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
             if process.get("oomScoreAdj") is not None:
                 _set_oom_score_adj(pid, process["oomScoreAdj"], log)
             try:
-                chan.send(CgroupJoined())
+                chan.send(Msg(CGROUP_JOINED))
             except OSError:
                 pass  # its CreateFailed (or EOF) is read below
-            _expect(chan.recv(), InitReady, "exec: the process exited before it was ready")
+            _expect(chan.recv(), READY, "exec: the process exited before it was ready")
             return pid
         except BaseException:
             if pid:
@@ -2194,8 +2815,6 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
 
 def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, console_fd: int,
                        preserve_fds: int) -> None:
-    from messages.runtime import ContainerCreated, CreateFailed
-
     chan = None
     try:
         chan = Channel(sock)
@@ -2216,37 +2835,35 @@ def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, conso
                 code = _exec_process(chan, plan, console_fd, preserve_fds)
             finally:
                 os._exit(code)
-        chan.send(ContainerCreated(pid=pid))
+        chan.send(Msg(CREATED, pid=pid))
         os._exit(0)
     except BaseException as exc:
         try:
             if chan is not None:
                 msg = exc.message if isinstance(exc, Failure) else _one_line(exc)
-                chan.send(CreateFailed(message=f"exec: {msg}", exit_code=128))
+                chan.send(Msg(FAILED, message=f"exec: {msg}", exit_code=128))
         finally:
             os._exit(1)
 
 
 def _exec_process(chan: Channel, plan: ProcessPlan, console_fd: int, preserve_fds: int) -> int:
-    from messages.runtime import CgroupJoined, CreateFailed, InitReady
-
     try:
         os.setsid()
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
             signal.signal(sig, signal.SIG_DFL)
         msg = chan.recv()
-        if not isinstance(msg, CgroupJoined):
+        if not _is(msg, CGROUP_JOINED):
             return 1
         if console_fd >= 0:
             setup_console(console_fd, plan.process.get("consoleSize"), mount_console=False)
         argv, env, path = plan.finish([0, 1, 2, chan.fd], preserve_fds)
     except Failure as exc:
-        _report(chan, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+        _report(chan, Msg(FAILED, message=exc.message, exit_code=exc.exit_code))
         return 1
     except BaseException as exc:
-        _report(chan, CreateFailed(message=_one_line(exc), exit_code=128))
+        _report(chan, Msg(FAILED, message=_one_line(exc), exit_code=128))
         return 1
-    chan.send(InitReady())
+    chan.send(Msg(READY))
     os.close(chan.fd)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     try:
@@ -2278,17 +2895,13 @@ def cmd_exec(args, log: Log) -> int:
         if relay is not None:
             relay.close()
         if args.sync_fd is not None:
-            from messages.runtime import CreateFailed
-
-            send_sync(args.sync_fd, CreateFailed(message=exc.message, exit_code=exc.exit_code))
+            send_sync(args.sync_fd, Msg(FAILED, message=exc.message, exit_code=exc.exit_code))
         if not args.detach and exc.exit_code in (126, 127):  # the command's exit code
             log.error(exc.message)
             return exc.exit_code
         raise
     if args.sync_fd is not None:
-        from messages.runtime import ContainerCreated
-
-        send_sync(args.sync_fd, ContainerCreated(pid=pid))
+        send_sync(args.sync_fd, Msg(CREATED, pid=pid))
     if args.detach:
         return 0
     try:
@@ -2319,11 +2932,11 @@ def features() -> dict:
         annotations["io.github.seccomp.libseccomp.version"] = libseccomp
     return {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": OCI_VERSION,
+        "ociVersionMax": OCI_VERSION_MAX,
         "hooks": list(HOOK_NAMES),
         "mountOptions": sorted([*mounts.MOUNT_FLAGS, *mounts.PROPAGATION]),
         "linux": {
-            "namespaces": sorted(k for k in NAMESPACES if k not in ("user", "time")),
+            "namespaces": sorted(NAMESPACES),
             "capabilities": list(capmod.CAPABILITIES),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": False},
@@ -2344,7 +2957,7 @@ def features() -> dict:
 
 
 def cmd_features(args, log: Log) -> int:
-    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    sys.stdout.write(_json_module().dumps(features(), indent=4) + "\n")
     return 0
 
 
@@ -2376,6 +2989,13 @@ commands:
   exec --process FILE [--console-socket PATH] [--pid-file FILE] [--detach] ... ID
                                    run a process in the container's namespaces and
                                    cgroup; without --detach, exit with its status
+  update [--resources FILE|-] [--memory N] [--memory-reservation N] [--memory-swap N]
+         [--cpu-share N] [--cpu-period N] [--cpu-quota N] [--cpu-burst N]
+         [--cpu-rt-period N] [--cpu-rt-runtime N] [--cpu-idle N] [--cpuset-cpus S]
+         [--cpuset-mems S] [--pids-limit N] [--blkio-weight N] ID
+                                   change the resource limits of a live container
+                                   (--resources: LinuxResources JSON, '-' for stdin;
+                                   what it leaves out, or sets to 0, stays)
   spec [--bundle DIR]              write a default config.json
   features                         print what this runtime implements (JSON)
 
@@ -2412,6 +3032,9 @@ _COMMANDS = {
               "--preserve-fds": "preserve_fds"},
              {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty",
               "--no-new-privs": "no_new_privs"}, ["id", "args*"]),
+    "update": ({"--resources": "resources", "-r": "resources",
+                **{flag: _update_attr(flag) for flag in (*UPDATE_FLAGS, *UPDATE_REFUSED)}},
+               {}, ["id"]),
     "features": ({}, {}, []),
 }
 
@@ -2422,7 +3045,7 @@ _HANDLERS = {
     "create": cmd_create, "run": cmd_run, "start": cmd_start, "state": cmd_state,
     "kill": cmd_kill, "delete": cmd_delete, "pause": cmd_pause, "resume": cmd_resume,
     "ps": cmd_ps, "list": cmd_list, "spec": cmd_spec, "exec": cmd_exec,
-    "features": cmd_features,
+    "features": cmd_features, "update": cmd_update,
 }
 
 
@@ -2444,7 +3067,7 @@ def parse_args(argv: list[str]) -> Args:
                 keep=False, all=False, force=False, format="table", quiet=False,
                 rootless=False, id=None, signal="TERM", help=False, process=None, cwd=None,
                 env=[], user=None, additional_gids=[], cap=[], tty=False, no_new_privs=False,
-                args=[])
+                args=[], resources=None)
     globals_v = {"--root": "root", "--log": "log", "--log-format": "log_format"}
     globals_b = {"--debug": "debug", "--help": "help", "-h": "help"}
     i = 0

@@ -9,9 +9,10 @@ p50/p90 wall time over N runs of:
 
 - ``trioctr run --rm busybox true`` and ``trioctr ps``
 - ``docker run --rm busybox true`` and ``docker ps`` (docker CLI -> trioctrd)
-- ``runc run`` and ``trioctr-runtime run`` on the same bundle (busybox ``true``)
-- the same docker commands against dockerd, when a dockerd is installed and
-  running at unix:///var/run/docker.sock with a busybox image
+- ``runc run`` and ``trioctr-runtime run`` (``python3 -S -m actors.runtime``, as
+  the shim runs it) on the same bundle (busybox ``true``), interleaved
+- the same docker commands against an isolated dockerd of its own (temporary
+  roots and socket, no bridge, no iptables), when Debian's docker.io is installed
 
 Everything it makes is removed at the end.
 """
@@ -34,6 +35,8 @@ sys.path.insert(0, ROOT)
 from tests.helpers.engine import Engine, env  # noqa: E402
 from tests.helpers.images import busybox_rootfs_tar  # noqa: E402
 from tests.helpers.rootfs import make_busybox_rootfs  # noqa: E402
+
+import dockerd  # noqa: E402  (bench/dockerd.py)
 
 
 def timed(argv, n, *, envv=None, warmup=2, check=True):
@@ -76,16 +79,78 @@ def rows_table(rows):
     return "\n".join(out)
 
 
+def runtime_rows(n: int, base: str, cgroup_parent: str) -> list:
+    """`trioctr-runtime run` against `runc run` on the same bundle, N
+    interleaved runs each (so that load drifts hit both alike), p50."""
+    bundle = make_bundle(base, cgroup_parent)
+    rt_root = os.path.join(base, "rt")
+    i = [0]
+
+    def runtime_cmd(binary):
+        i[0] += 1
+        return binary + ["--root", rt_root, "run", "--bundle", bundle, f"bench{i[0]}"]
+
+    # as the shim runs it: no site processing (the runtime imports only
+    # the standard library's C modules, linux/ and actors/runtime.py)
+    ours = [sys.executable, "-S", "-m", "actors.runtime"]
+    s_ours, s_runc = [], []
+    for k in range(n + 2):
+        for binary, bucket in ((ours, s_ours), (["runc"], s_runc)):
+            if binary == ["runc"] and not shutil.which("runc"):
+                continue
+            t = time.perf_counter()
+            res = subprocess.run(runtime_cmd(binary), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=env(), cwd=ROOT)
+            dt = (time.perf_counter() - t) * 1000
+            if res.returncode != 0:
+                raise RuntimeError(f"{binary} run failed: {res.stderr.decode(errors='replace')}")
+            if k >= 2:
+                bucket.append(dt)
+    rows = []
+    for name, s in (("trioctr-runtime run (bundle: true)", s_ours),
+                    ("runc run (same bundle)", s_runc)):
+        if s:
+            s.sort()
+            rows.append((name, {"p50": statistics.median(s), "p90": s[int(len(s) * 0.9) - 1],
+                                "min": s[0], "n": len(s)}))
+    return rows
+
+
+def _remove_cgroup_parent(name: str) -> None:
+    """rmdir /NAME (and its children) in every hierarchy."""
+    base = "/sys/fs/cgroup"
+    for d in [base] + [os.path.join(base, x) for x in os.listdir(base)]:
+        top = os.path.join(d, name)
+        if not os.path.isdir(top) or not os.path.exists(os.path.join(d, "cgroup.procs")):
+            continue
+        for sub in sorted((os.path.join(top, x) for x in os.listdir(top)
+                           if os.path.isdir(os.path.join(top, x))), reverse=True):
+            os.rmdir(sub)
+        os.rmdir(top)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("-n", type=int, default=20)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--runtime-only", action="store_true",
+                   help="only trioctr-runtime run against runc run (no daemon)")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("bench: needs root", file=sys.stderr)
         return 1
     n = args.n
     rows = []
+    if args.runtime_only:
+        base = tempfile.mkdtemp(prefix="trioctr-test-bench-")
+        parent = os.path.basename(base)
+        try:
+            rows += runtime_rows(n, base, parent)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+            _remove_cgroup_parent(parent)
+        print(rows_table(rows))
+        return 0
     e = Engine()
     base = tempfile.mkdtemp(prefix="trioctr-test-bench-")
     try:
@@ -104,46 +169,20 @@ def main() -> int:
             denv["DOCKER_CONFIG"] = os.path.join(base, "docker-config")
             rows.append(("docker run --rm busybox true -> trioctrd",
                          timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv, check=False)))
-            rows.append(("docker ps -> trioctrd", timed(["docker", "ps"], n, envv=denv)))
-        bundle = make_bundle(base, e.cgroup_parent)
-        rt_root = os.path.join(base, "rt")
-        i = [0]
-
-        def runtime_cmd(binary):
-            i[0] += 1
-            return binary + ["--root", rt_root, "run", "--bundle", bundle, f"bench{i[0]}"]
-
-        ours = [sys.executable, "-m", "actors.runtime"]
-        # interleave ours and runc so that load drifts hit both alike
-        s_ours, s_runc = [], []
-        for k in range(n + 2):
-            for binary, bucket in ((ours, s_ours), (["runc"], s_runc)):
-                if binary == ["runc"] and not shutil.which("runc"):
-                    continue
-                t = time.perf_counter()
-                res = subprocess.run(runtime_cmd(binary), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env(), cwd=ROOT)
-                dt = (time.perf_counter() - t) * 1000
-                if res.returncode != 0:
-                    raise RuntimeError(f"{binary} run failed: {res.stderr.decode(errors='replace')}")
-                if k >= 2:
-                    bucket.append(dt)
-        for name, s in (("trioctr-runtime run (bundle: true)", s_ours), ("runc run (same bundle)", s_runc)):
-            if s:
-                s.sort()
-                rows.append((name, {"p50": statistics.median(s), "p90": s[int(len(s) * 0.9) - 1],
-                                    "min": s[0], "n": len(s)}))
-        if os.path.exists("/var/run/docker.sock") and shutil.which("docker"):
-            denv = dict(os.environ, DOCKER_HOST="unix:///var/run/docker.sock")
-            probe = subprocess.run(["docker", "image", "inspect", "busybox"], capture_output=True, env=denv)
-            if probe.returncode == 0:
+            rows.append(("docker ps -> trioctrd (3 running)", timed(["docker", "ps"], n, envv=denv)))
+        rows += runtime_rows(n, base, e.cgroup_parent)
+        if dockerd.available():
+            # the same docker CLI against an isolated dockerd (Debian's docker.io)
+            with dockerd.isolated_dockerd(tar, env=env()) as denv:
                 rows.append(("docker run --rm busybox true -> dockerd",
                              timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv)))
-                rows.append(("docker ps -> dockerd", timed(["docker", "ps"], n, envv=denv)))
-            else:
-                print("dockerd is running but has no busybox image: skipped", file=sys.stderr)
+                for _ in range(3):
+                    subprocess.run(["docker", "run", "-d", "busybox", "sleep", "300"], check=True,
+                                   capture_output=True, env=denv)
+                rows.append(("docker ps -> dockerd (3 running)", timed(["docker", "ps"], n, envv=denv)))
         else:
-            print("no dockerd on this host: the dockerd comparison is skipped", file=sys.stderr)
+            print("no dockerd on this host (apt install docker.io): the dockerd comparison is skipped",
+                  file=sys.stderr)
     finally:
         e.cleanup()
         shutil.rmtree(base, ignore_errors=True)

@@ -272,7 +272,9 @@ def blkio_weight_to_io_weight(weight: int) -> int:
 def swap_v2(swap: int | None, limit: int | None) -> str | None:
     """OCI memory.swap is memory+swap (v1 memsw); v2 memory.swap.max is swap only."""
     if swap is None or swap == 0:
-        return None
+        # unlimited memory and no word about swap: unlimited swap too (runc,
+        # for cgroup v1 compatibility)
+        return "max" if limit is not None and limit < 0 else None
     if swap < 0:
         return "max"
     if limit is None or limit <= 0:
@@ -497,10 +499,20 @@ class CgroupV1(Cgroup):
         d = self.dirs["cpu"]
         if cpu.get("shares"):
             _write(d, "cpu.shares", cpu["shares"])
-        if cpu.get("period"):
-            _write(d, "cpu.cfs_period_us", cpu["period"])
+        period = cpu.get("period")
+        if period:
+            try:
+                _write(d, "cpu.cfs_period_us", period)
+                period = None
+            except CgroupError as exc:
+                # a shorter period can be refused (EINVAL) while the old quota
+                # would exceed the parent's limit: set the quota, then retry
+                if exc.errno != errno.EINVAL or not cpu.get("quota"):
+                    raise
         if cpu.get("quota"):
             _write(d, "cpu.cfs_quota_us", cpu["quota"])
+            if period:
+                _write(d, "cpu.cfs_period_us", period)
         if cpu.get("burst") is not None:
             _write(d, "cpu.cfs_burst_us", cpu["burst"])
         if cpu.get("realtimePeriod"):
@@ -614,16 +626,30 @@ class CgroupV2(Cgroup):
         mem = r.get("memory") or {}
         if mem:
             limit = mem.get("limit") or None
+            if limit is not None and limit > 0 and mem.get("checkBeforeUpdate"):
+                usage = _read(d, "memory.current")
+                if usage.isdigit() and int(usage) >= limit:
+                    raise CgroupError(errno.EBUSY, f"cgroup: rejecting memory limit {limit} "
+                                      f"below the current usage {usage}")
+            sw = swap_v2(mem.get("swap"), limit)
+            # swap first: memory.swap.max does not depend on memory.max
+            if sw is not None and (sw != "max" or _exists(d, "memory.swap.max")):
+                _write(d, "memory.swap.max", sw)
             if limit is not None:
                 _write(d, "memory.max", _int_or_max(limit))
-            sw = swap_v2(mem.get("swap"), limit)
-            if sw is not None:
-                _write(d, "memory.swap.max", sw)
             if mem.get("reservation"):
                 _write(d, "memory.low", mem["reservation"])
             if mem.get("disableOOMKiller"):
                 raise CgroupError(errno.ENOTSUP, "cgroup: memory.disableOOMKiller is not "
                                   "supported on cgroup v2")
+            # v1-only knobs: refused rather than ignored
+            if mem.get("kernelTCP"):
+                raise CgroupError(errno.ENOTSUP, "cgroup: memory.kernelTCP needs cgroup v1")
+            if mem.get("swappiness") is not None:
+                raise CgroupError(errno.ENOTSUP, "cgroup: memory.swappiness needs cgroup v1")
+            if mem.get("useHierarchy") is False:
+                raise CgroupError(errno.ENOTSUP, "cgroup: memory.useHierarchy false: cgroup "
+                                  "v2 is always hierarchical")
         pids = r.get("pids") or {}
         if pids.get("limit") is not None and pids["limit"] != 0:
             _write(d, "pids.max", _int_or_max(pids["limit"]))
@@ -651,16 +677,39 @@ class CgroupV2(Cgroup):
                 _write(d, "io.bfq.weight", bio["weight"])
             else:
                 _write(d, "io.weight", blkio_weight_to_io_weight(bio["weight"]))
+        if bio.get("leafWeight"):
+            raise CgroupError(errno.ENOTSUP, "cgroup: blockIO.leafWeight needs cgroup v1")
+        for wd in bio.get("weightDevice") or ():
+            if wd.get("leafWeight"):
+                raise CgroupError(errno.ENOTSUP, "cgroup: blockIO.weightDevice leafWeight "
+                                  "needs cgroup v1")
+            if wd.get("weight"):
+                _write(d, "io.weight", f"{_dev(wd)} {blkio_weight_to_io_weight(wd['weight'])}")
         for key, field in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                            ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
             for td in bio.get(key) or ():
                 _write(d, "io.max", f"{_dev(td)} {field}={td['rate']}")
         for hp in r.get("hugepageLimits") or ():
             _write(d, f"hugetlb.{hp['pageSize']}.max", hp["limit"])
+        net = r.get("network") or {}
+        if net.get("classID") is not None or net.get("priorities"):
+            raise CgroupError(errno.ENOTSUP, "cgroup: network.classID and priorities need "
+                              "cgroup v1 (net_cls, net_prio)")
         for key, value in (r.get("unified") or {}).items():
             if "/" in key or key.startswith("."):
                 raise CgroupError(errno.EINVAL, f"cgroup: bad unified key {key!r}")
             _write(d, key, value)
         if r.get("devices"):
-            raise CgroupError(errno.ENOTSUP, "cgroup: linux.resources.devices needs an eBPF "
-                              "device filter on cgroup v2, which is not implemented yet")
+            self.apply_devices(r["devices"])
+
+    def apply_devices(self, rules: list[dict]) -> None:
+        """The device rules as an eBPF program attached to this cgroup."""
+        from .bpf import apply_device_rules
+
+        try:
+            apply_device_rules(self.path, rules)
+        except ValueError as exc:
+            raise CgroupError(errno.EINVAL, f"cgroup: device rules: {exc}") from None
+        except OSError as exc:
+            raise CgroupError(exc.errno, f"cgroup: device filter for {self.path}: "
+                                         f"{exc.strerror}") from None

@@ -194,15 +194,17 @@ def _remount(target: str, flags: int) -> None:
 
 
 def mount_entry(rootfs: str, bundle: str, entry: dict, *, cgroup=None,
-                new_cgroupns: bool = False) -> None:
-    """Mount one OCI ``mounts`` entry under rootfs."""
+                new_cgroupns: bool = False, userns: bool = False) -> None:
+    """Mount one OCI ``mounts`` entry under rootfs.  In a user namespace
+    (``userns``) what cannot be mounted there is bound from the host, as
+    runc does: v1 cgroup hierarchies, and sysfs when the kernel refuses it."""
     dest = entry["destination"]
     fstype = entry.get("type") or ""
     opts = parse_options(entry.get("options"))
     source = entry.get("source") or ""
     bind = opts.is_bind or fstype == "bind"
     if fstype == "cgroup" and not bind:
-        return _mount_cgroup(rootfs, dest, opts, cgroup, new_cgroupns)
+        return _mount_cgroup(rootfs, dest, opts, cgroup, new_cgroupns, userns)
     if bind:
         if not source:
             raise ValueError(f"mount {dest}: a bind mount needs a source")
@@ -230,17 +232,28 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, *, cgroup=None,
         try:
             sc.mount(source or fstype, f"/proc/self/fd/{fd}", fstype,
                      opts.flags & ~sc.MS_PROPAGATION, opts.data or None)
+        except PermissionError:
+            if not (userns and fstype == "sysfs"):
+                raise
+            # a sysfs of our own needs a network namespace of our own (and a
+            # fully visible /sys): bind the host's instead
+            sc.mount("/sys", f"/proc/self/fd/{fd}", None, sc.MS_BIND | sc.MS_REC)
+            extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT | sc.MS_PROPAGATION)
+            if extra:
+                _remount(target, extra)
         finally:
             os.close(fd)
     for prop in opts.propagation:
         sc.mount(None, target, None, prop)
 
 
-def _mount_cgroup(rootfs: str, dest: str, opts: MountOptions, cgroup, new_cgroupns: bool) -> None:
+def _mount_cgroup(rootfs: str, dest: str, opts: MountOptions, cgroup, new_cgroupns: bool,
+                  userns: bool = False) -> None:
     """/sys/fs/cgroup in the container: the container's own cgroup(s) only.
     With a cgroup namespace, fresh cgroup filesystems (rooted at the
     container's cgroup by the namespace); without, bind mounts of its
-    directories."""
+    directories (and always for v1 in a user namespace: a v1 hierarchy
+    cannot be mounted there)."""
     flags = opts.flags & ~(sc.MS_RDONLY | sc.MS_PROPAGATION | sc.MS_BIND | sc.MS_REC)
     readonly = bool(opts.flags & sc.MS_RDONLY)
     if cgroup is None:
@@ -274,7 +287,7 @@ def _mount_cgroup(rootfs: str, dest: str, opts: MountOptions, cgroup, new_cgroup
         done.add(name)
         sub = os.path.join(target, name)
         os.mkdir(sub, 0o755)
-        if new_cgroupns:
+        if new_cgroupns and not userns:
             sc.mount("cgroup", sub, "cgroup", flags | (sc.MS_RDONLY if readonly else 0), options)
         else:
             sc.mount(directory, sub, None, sc.MS_BIND)

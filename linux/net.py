@@ -4,8 +4,8 @@ Everything else (veth, bridges, addresses) is pyroute2's, in the daemon."""
 
 from __future__ import annotations
 
+import _socket  # (socket would import enum: this runs in every `create`)
 import fcntl
-import socket
 import struct
 
 SIOCGIFFLAGS = 0x8913
@@ -19,20 +19,24 @@ def _ifreq(name: str, flags: int = 0) -> bytes:
 
 
 def link_flags(name: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(name))
-        except OSError as exc:
-            raise OSError(exc.errno, f"SIOCGIFFLAGS {name}: {exc.strerror}") from None
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(name))
+    except OSError as exc:
+        raise OSError(exc.errno, f"SIOCGIFFLAGS {name}: {exc.strerror}") from None
+    finally:
+        s.close()
     return struct.unpack(_IFREQ, res)[1]
 
 
 def link_up(name: str = "lo") -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(name))
-            flags = struct.unpack(_IFREQ, res)[1]
-            if not flags & IFF_UP:
-                fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _ifreq(name, flags | IFF_UP))
-        except OSError as exc:
-            raise OSError(exc.errno, f"bring {name} up: {exc.strerror}") from None
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        res = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(name))
+        flags = struct.unpack(_IFREQ, res)[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _ifreq(name, flags | IFF_UP))
+    except OSError as exc:
+        raise OSError(exc.errno, f"bring {name} up: {exc.strerror}") from None
+    finally:
+        s.close()

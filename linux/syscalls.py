@@ -84,11 +84,11 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # syscall numbers for calls glibc has no wrapper for
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "close_range": 436},
-    "riscv64": {"pivot_root": 41, "close_range": 436},
-    "ppc64le": {"pivot_root": 203, "close_range": 436},
-    "s390x": {"pivot_root": 217, "close_range": 436},
+    "x86_64": {"pivot_root": 155, "close_range": 436, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "bpf": 280},
+    "riscv64": {"pivot_root": 41, "close_range": 436, "bpf": 280},
+    "ppc64le": {"pivot_root": 203, "close_range": 436, "bpf": 361},
+    "s390x": {"pivot_root": 217, "close_range": 436, "bpf": 351},
 }
 _NR = _SYSCALLS.get(os.uname().machine, _SYSCALLS["x86_64"])
 
@@ -314,3 +314,62 @@ def setrlimit(resource_id: int, soft: int, hard: int) -> None:
     name = RLIMIT_NAMES[resource_id] if 0 <= resource_id < len(RLIMIT_NAMES) else resource_id
     _check(_libc.prlimit(0, resource_id, ctypes.byref(new), None),
            lambda: f"setrlimit({name}, soft={soft}, hard={hard})")
+
+
+# --- new mount API and openat2 (added for detached overlay mounts) ----------------
+
+_NR_FSOPEN, _NR_FSCONFIG, _NR_FSMOUNT, _NR_OPENAT2 = 430, 431, 432, 437  # same on every arch
+FSOPEN_CLOEXEC = 0x1
+FSMOUNT_CLOEXEC = 0x1
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+
+def open_detached_mount(fstype: str, options: list[tuple[str, str]], attrs: int = 0) -> int:
+    """A new ``fstype`` filesystem configured with ``options`` (fsconfig
+    string keys, in order: repeat ``lowerdir+`` for overlayfs layers) as a
+    detached mount: the returned descriptor is its root, and the mount is in
+    no mount namespace at all; it goes away with the last descriptor."""
+    fs = _check(_libc.syscall(ctypes.c_long(_NR_FSOPEN), _fs(fstype), ctypes.c_uint(FSOPEN_CLOEXEC)),
+                lambda: f"fsopen({fstype})")
+    try:
+        for key, value in options:
+            _check(_libc.syscall(ctypes.c_long(_NR_FSCONFIG), ctypes.c_int(fs),
+                                 ctypes.c_uint(FSCONFIG_SET_STRING), _fs(key), _fs(value), ctypes.c_int(0)),
+                   lambda: f"fsconfig({fstype}, {key}={value})")
+        _check(_libc.syscall(ctypes.c_long(_NR_FSCONFIG), ctypes.c_int(fs), ctypes.c_uint(FSCONFIG_CMD_CREATE),
+                             None, None, ctypes.c_int(0)), lambda: f"fsconfig({fstype}, create)")
+        return _check(_libc.syscall(ctypes.c_long(_NR_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(FSMOUNT_CLOEXEC),
+                                    ctypes.c_uint(attrs)), lambda: f"fsmount({fstype})")
+    finally:
+        os.close(fs)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    """openat2(2); ``resolve`` is RESOLVE_* (RESOLVE_IN_ROOT: ``path``, its
+    symlinks and '..' all stay under ``dirfd`` as if it were the root)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(_libc.syscall(ctypes.c_long(_NR_OPENAT2), ctypes.c_int(dirfd), _fs(path),
+                                ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
+                  lambda: f"openat2({path})")
+
+
+# --- bpf(2) -------------------------------------------------------------------
+
+def bpf(cmd: int, attr: ctypes.Array, what: str) -> int:
+    """bpf(cmd, &attr, sizeof attr): the result (an fd for loads)."""
+    ret = _libc.syscall(ctypes.c_long(_NR["bpf"]), ctypes.c_int(cmd), attr,
+                        ctypes.c_uint(ctypes.sizeof(attr)))
+    return _check(ret, what)

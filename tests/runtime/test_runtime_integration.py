@@ -601,3 +601,30 @@ def test_seccomp_allow_list_with_docker_defaults(rt):
     assert out.splitlines()[:2] == ["hi", "0"]
     assert "unshare=denied" in out
     assert "sethostname=denied" in out
+
+
+# --- start-up cost ------------------------------------------------------------------
+
+# what `run` may not import: each costs milliseconds on every container start
+# (site processing is off under -S, as the shim runs the runtime)
+HEAVY_MODULES = ("attrs", "cattrs", "msgpack", "messages", "json", "re", "enum", "socket",
+                 "signal", "shutil", "subprocess", "typing", "site")
+
+
+def test_run_under_dash_s_imports_only_what_it_needs(rt):
+    import subprocess
+    import sys as _sys
+
+    from tests.runtime.support import REPO
+
+    cfg = rt.spec("lean", ["true"])
+    b = rt.bundle("lean", cfg)
+    rt.ids.append("lean")
+    res = subprocess.run([_sys.executable, "-S", "-X", "importtime", "-m", "actors.runtime",
+                          "--root", str(rt.root), "run", "--bundle", str(b), "lean"],
+                         capture_output=True, text=True, cwd=REPO, env=rt.env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "linux.syscalls" in imported
+    assert not imported & set(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))

@@ -78,11 +78,12 @@ def test_default_spec_is_valid_and_like_runc():
                                           "listenerPath": "/run/agent.sock"}),
      "listenerPath"),
     (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
-     "user namespaces"),
+     "need a user namespace"),
     (lambda c: c["linux"].update(somethingNew={"x": 1}), "linux.somethingNew is not supported"),
     (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "'bogus' is not a namespace"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "pid given twice"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespaces are not"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}),
+     "a new user namespace needs linux.uidMappings"),
     (lambda c: c["linux"].update(namespaces=[{"type": "pid"}]), "must include a mount namespace"),
     (lambda c: c["linux"].update(namespaces=[{"type": "mount"}]), "hostname needs a new uts"),
     (lambda c: c["linux"].update(sysctl={"kernel.panic": "1"}), "kernel.panic is not in a"),
@@ -285,26 +286,50 @@ def test_spec_command(tmp_path):
 
 
 def test_channel_round_trip():
-    from messages.runtime import CgroupJoined, ContainerCreated, CreateFailed, InitReady
+    from actors.runtime import CGROUP_JOINED, CREATED, FAILED, READY, Msg
 
     a, b = socket.socketpair()
     try:
         left, right = rtm.Channel(a.fileno()), rtm.Channel(b.fileno())
-        left.send(ContainerCreated(pid=42))
-        left.send(CgroupJoined())
-        right.send(CreateFailed(message="exec: nope", exit_code=127))
-        right.send(InitReady())
-        assert right.recv(1) == ContainerCreated(pid=42)
-        assert right.recv(1) == CgroupJoined()
-        assert left.recv(1) == CreateFailed(message="exec: nope", exit_code=127)
-        assert left.recv(1) == InitReady()
+        left.send(Msg(CREATED, pid=42))
+        left.send(Msg(CGROUP_JOINED))
+        right.send(Msg(FAILED, message="exec: nope\nl\u00e9", exit_code=127))
+        right.send(Msg(READY))
+        got = right.recv(1)
+        assert got == Msg(CREATED, pid=42) and got.pid == 42
+        assert right.recv(1) == Msg(CGROUP_JOINED)
+        assert left.recv(1) == Msg(FAILED, message="exec: nope\nl\u00e9", exit_code=127)
+        assert left.recv(1) == Msg(READY)
         with pytest.raises(Failure, match="timed out"):
             left.recv(0.01)
+        b.sendall(b"[1, 2]\n")
+        with pytest.raises(Failure, match="garbled"):
+            left.recv(1)
         b.shutdown(socket.SHUT_WR)
         assert left.recv(1) is None  # EOF: the peer died
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("pid", [0, 1, 127, 128, 255, 256, 65535, 65536, 2**31, 2**32, 2**62])
+def test_sync_envelope_is_what_the_shim_decodes(pid):
+    """--sync-fd is hand-written msgpack: byte for byte messages.wire's
+    encoding of messages.runtime's envelope, for every size of field."""
+    from messages.base import Kind, pack, unpack
+    from messages.runtime import ContainerCreated, CreateFailed
+    from messages.wire import FrameDecoder, encode
+
+    from actors.runtime import CREATED, FAILED, Msg, sync_envelope
+
+    ours = sync_envelope(Msg(CREATED, pid=pid))
+    assert ours == encode(pack(Kind.REPLY, 0, ContainerCreated(pid=pid)))
+    for text in ("", "x" * 31, "x" * 32, "é" * 200, "y" * 70000, 'exec: "nosuch": not found'):
+        for code in (126, 127, 128, -1, -200, -40000, -2**40):
+            msg = CreateFailed(message=text, exit_code=code)
+            ours = sync_envelope(Msg(FAILED, message=text, exit_code=code))
+            assert ours == encode(pack(Kind.REPLY, 0, msg))
+            assert unpack(FrameDecoder().feed(ours)[0]).msg == msg
 
 
 def test_runtime_does_not_import_trio():
@@ -464,7 +489,7 @@ def test_run_hooks_warn_goes_on(tmp_path):
 def test_features_lists_what_is_implemented(capsys):
     assert rtm.main(["features"]) == 0
     f = json.loads(capsys.readouterr().out)
-    assert f["ociVersionMin"] == "1.0.0" and f["ociVersionMax"] == rtm.OCI_VERSION
+    assert f["ociVersionMin"] == "1.0.0" and f["ociVersionMax"] == rtm.OCI_VERSION_MAX == "1.3.0"
     assert f["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
                           "poststart", "poststop"]
     # every mount option listed is accepted; the refused ones are not listed
@@ -475,7 +500,8 @@ def test_features_lists_what_is_implemented(capsys):
     assert "rro" not in f["mountOptions"] and "tmpcopyup" not in f["mountOptions"]
     assert {"bind", "rbind", "ro", "nosuid", "rslave", "private"} <= set(f["mountOptions"])
     linux = f["linux"]
-    assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "uts"]
+    assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user",
+                                  "uts"]
     assert linux["capabilities"][0] == "CAP_CHOWN" and "CAP_BPF" in linux["capabilities"]
     assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                                "rdma": False}
@@ -515,3 +541,19 @@ def test_features_validate_against_the_oci_schema():
     v = jsonschema.Draft4Validator(schema, registry=referencing.Registry(retrieve=retrieve))
     errors = list(v.iter_errors(rtm.features()))
     assert errors == [], [e.message for e in errors[:5]]
+
+
+@pytest.mark.parametrize("text", ['{"a": [1, 2.5, null, true, false, "\\u00e9\\n"], "b": {}}',
+                                  " [] ", "3", '"x"', '{"k": -1e400}', "\t{}\n"])
+def test_json_through_the_accelerator_is_json(text):
+    assert rtm.json_loads(text) == json.loads(text)
+    assert rtm.json_loads(text.encode()) == json.loads(text)
+    obj = json.loads(text)
+    if obj == obj:  # (no NaN)
+        assert rtm.json_dumps(obj) == json.dumps(obj)
+
+
+@pytest.mark.parametrize("text", ["{", "", "[1,]", "{} {}", "nan", "\x00", "{\"a\" 1}"])
+def test_json_through_the_accelerator_refuses_what_json_refuses(text):
+    with pytest.raises(ValueError):
+        rtm.json_loads(text)

@@ -219,3 +219,83 @@ def test_refused_create_leaves_no_state_and_no_cgroup(rt, mutate, expect):
     assert _cgroup_dirs(rt.cgroup_parent, cid) == []
     res = rt.cmd("state", cid)
     assert res.returncode != 0
+
+
+# --- every field of the schema, with the wrong type, is refused ------------------
+
+SPEC_DIR = "/work/shared/specs/oci-runtime"
+OTHER_OSES = ("solaris", "windows", "vm", "zos", "freebsd")
+
+
+def _schema_fields() -> list[tuple[list, dict]]:
+    """(path, schema node) for every property of config-schema.json reachable
+    on Linux, with $refs resolved; arrays as index 0."""
+    import json
+
+    docs: dict = {}
+
+    def load(name):
+        if name not in docs:
+            with open(os.path.join(SPEC_DIR, name)) as f:
+                docs[name] = json.load(f)
+        return docs[name]
+
+    def resolve(node, base):
+        while isinstance(node, dict) and "$ref" in node:
+            name, _, ptr = node["$ref"].partition("#")
+            base = name or base
+            node = load(base)
+            for part in filter(None, ptr.split("/")):
+                node = node[part]
+        return node, base
+
+    out = []
+
+    def walk(node, base, path):
+        node, base = resolve(node, base)
+        out.append((path, node))
+        for key, sub in (node.get("properties") or {}).items():
+            walk(sub, base, path + [key])
+        if node.get("type") == "array" and "items" in node:
+            walk(node["items"], base, path + [0])
+
+    walk(load("config-schema.json"), "config-schema.json", [])
+    return [(p, n) for p, n in out if p and p[0] not in OTHER_OSES]
+
+
+WRONG = {"string": 12345, "integer": "1", "number": "1", "boolean": "yes", "object": "x",
+         "array": "x"}
+
+
+def _wrong_typed_cases():
+    if not os.path.isdir(SPEC_DIR):
+        return []
+    cases = []
+    for path, node in _schema_fields():
+        kind = node.get("type") or ("string" if isinstance((node.get("enum") or [0])[0], str)
+                                    else None)
+        if isinstance(kind, list) or kind not in WRONG:
+            continue
+        cases.append(pytest.param(path, WRONG[kind], id=".".join(map(str, path))))
+    return cases
+
+
+@pytest.mark.parametrize("path, value", _wrong_typed_cases())
+def test_every_schema_field_with_a_wrong_type_is_refused(path, value):
+    cfg = good()
+    obj = cfg
+    for key, nxt in zip(path, path[1:]):
+        if isinstance(key, int):
+            if not obj:
+                obj.append({})
+            if not isinstance(obj[0], dict):
+                pytest.skip("an array of scalars")
+            obj = obj[0]
+        else:
+            obj = obj.setdefault(key, [] if isinstance(nxt, int) else {})
+            if not isinstance(obj, (dict, list)):
+                pytest.skip("a scalar in the default spec")
+    if isinstance(obj, list):
+        pytest.skip("an array of scalars")
+    obj[path[-1]] = value
+    refused(cfg)
