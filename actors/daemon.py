@@ -70,7 +70,7 @@ class Config:
 
 class Daemon:
     def __init__(self, config: Config):
-        from oci.store import ImageStore
+        from oci.store import ImageStore, recover_store
 
         self.config = config
         self.id = ""
@@ -79,6 +79,9 @@ class Daemon:
             os.makedirs(d, mode=0o711, exist_ok=True)
         self.id = self._daemon_id()
         self.images = ImageStore(os.path.join(config.root, "image"))
+        # a daemon killed mid-pull leaves temp files and half-unpacked layers:
+        # removed before anything is served
+        recover_store(self.images)
         self.events = EventBus(os.path.join(config.root, "events.jsonl"))
         self.records: dict[str, dict] = {r["Id"]: r for r in C.load_records(self.containers_dir)}
         self.names: dict[str, str] = {r["Name"]: r["Id"] for r in self.records.values()}

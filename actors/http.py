@@ -208,9 +208,14 @@ class Router:
         self._routes: list[tuple[str, re.Pattern, Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
+        """``{id}`` is one path segment; ``{name:.*}`` (Docker's form for image
+        names, which the docker CLI sends with their slashes unescaped) spans
+        segments; a trailing ``{path*}`` takes the rest, slash included."""
+        tail = ""
         if pattern.endswith("{path*}"):
-            regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern[:-7]) + "(?P<path>.*)$"
+            pattern, tail = pattern[:-7], "(?P<path>.*)"
+        regex = re.sub(r"\{(\w+):\.\*\}", r"(?P<\1>.+)", pattern)
+        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex) + tail + "$"
         self._routes.append((method.upper(), re.compile(regex), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:

@@ -153,7 +153,8 @@ async def pull(store: Any, ref: str, *, platform: str | None = None,
     decoded ``X-Registry-Auth``.  ``insecure``: Docker's ``insecure-registries``
     (plain HTTP is always allowed for localhost and 127.0.0.0/8).  ``mirrors``:
     ``registry-mirrors`` URLs, for docker.io.  ``client_options``: more
-    ``RegistryClient`` arguments (``timeout``, ``retries``, ``retry_delay``)."""
+    ``RegistryClient`` arguments (``timeout``, ``retries``, ``retry_delay``,
+    ``chunk_threshold`` and ``chunk_size`` for pushes)."""
     client = _client(auth, insecure, mirrors, client_options)
 
     def work(emit: Callable[[dict], None], c: RegistryClient) -> None:

@@ -178,7 +178,8 @@ class Response:
             left = self._left
             while left > 0:
                 if not self._buf and not self._fill():
-                    break
+                    self._done = True
+                    raise ConnectionLost("unexpected EOF")  # a body cut short (the daemon died)
                 piece = bytes(self._buf[:left])
                 del self._buf[:len(piece)]
                 left -= len(piece)
@@ -197,7 +198,10 @@ class Response:
             while True:
                 line = self._readline()
                 if not line:
-                    break
+                    # the connection ended without the last chunk: the daemon
+                    # died or dropped us mid-answer (Go's "unexpected EOF")
+                    self._done = True
+                    raise ConnectionLost("unexpected EOF")
                 size = int(line.split(b";", 1)[0].strip() or b"0", 16)
                 if size == 0:
                     # trailers
@@ -209,8 +213,8 @@ class Response:
                 left = size
                 while left > 0:
                     if not self._buf and not self._fill():
-                        left = 0
-                        break
+                        self._done = True
+                        raise ConnectionLost("unexpected EOF")
                     piece = bytes(self._buf[:left])
                     del self._buf[:len(piece)]
                     left -= len(piece)

@@ -1,4 +1,5 @@
-"""Image commands: images, pull, import, rmi, tag (and the pull used by run/create)."""
+"""Image commands: images, pull, push, import, rmi, tag, save, load, history,
+image prune (and the pull used by run/create)."""
 
 import sys
 
@@ -44,6 +45,25 @@ _SPECS = {
     ], args=("min", 1)),
     "tag": lambda: Spec("tag", "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
                         "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", args=("exact", 2)),
+    "save": lambda: Spec("save", "save [OPTIONS] IMAGE [IMAGE...]",
+                         "Save one or more images to a tar archive (streamed to STDOUT by default)", [
+                             Flag("output", "o", "string", "Write to a file, instead of STDOUT"),
+                         ], args=("min", 1)),
+    "load": lambda: Spec("load", "load [OPTIONS]", "Load an image from a tar archive or STDIN", [
+        Flag("input", "i", "string", "Read from tar archive file, instead of STDIN"),
+        Flag("quiet", "q", "bool", "Suppress the load output"),
+    ], args=("exact", 0)),
+    "history": lambda: Spec("history", "history [OPTIONS] IMAGE", "Show the history of an image", [
+        Flag("format", None, "string", FORMAT_TABLE_HELP),
+        Flag("human", "H", "bool", "Print sizes and dates in human readable format", default=True),
+        Flag("no-trunc", None, "bool", "Don't truncate output"),
+        Flag("quiet", "q", "bool", "Only show image IDs"),
+    ], args=("exact", 1)),
+    "_image_prune": lambda: Spec("_image_prune", "prune [OPTIONS]", "Remove unused images", [
+        Flag("all", "a", "bool", "Remove all unused images, not just dangling ones"),
+        Flag("filter", None, "filter", 'Provide filter values (e.g. "until=<timestamp>")'),
+        Flag("force", "f", "bool", "Do not prompt for confirmation"),
+    ], args=("exact", 0)),
 }
 
 
@@ -98,6 +118,26 @@ def display_messages(messages, out):
         out.flush()
 
 
+def show_stream(messages, out):
+    """Render a JSON progress stream: docker's progress bars when `out` is a
+    terminal (cli.progress), plain lines otherwise (display_messages)."""
+    if out is not None and _isatty(out):
+        from cli import progress
+        try:
+            progress.render(messages, out, terminal=True, width=progress.terminal_width(out.fileno()))
+        except progress.StreamFailed as e:
+            raise StreamFailed(str(e)) from None
+        return
+    display_messages(messages, out)
+
+
+def _isatty(f):
+    try:
+        return f.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _stream_progress(ctx, path, query, image, out):
     """POST a pull or push with the registry credentials of `image`; render
     the JSON progress stream to `out` (None: quiet).  CLIError on failure."""
@@ -109,7 +149,7 @@ def _stream_progress(ctx, path, query, image, out):
     except APIError as e:
         raise CLIError(str(e)) from None
     try:
-        display_messages(resp.iter_json(), out)
+        show_stream(resp.iter_json(), out)
     except StreamFailed as e:
         raise CLIError(str(e)) from None
     finally:
@@ -423,9 +463,229 @@ def cmd_import(ctx, opts, args):
         if f is not None:
             f.close()
     try:
-        display_messages(resp.iter_json(), sys.stdout)
+        show_stream(resp.iter_json(), sys.stdout)
     except StreamFailed as e:
         raise CLIError(str(e)) from None
     finally:
         resp.close()
+    return 0
+
+
+# --- save, load ------------------------------------------------------------------------------
+
+
+def _validate_output_path(path):
+    """docker's command.ValidateOutputPath."""
+    import os
+    import stat
+    d = os.path.dirname(os.path.normpath(path))
+    if d and d != ".":
+        try:
+            os.stat(d)
+        except FileNotFoundError:
+            raise CLIError("failed to save image: invalid output path: stat %s: no such file or "
+                           "directory" % d) from None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CLIError("failed to save image: %s" % e) from None
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise CLIError('failed to save image: invalid output path: "%s" must be a directory '
+                       "or a regular file" % path)
+
+
+def _copy_to_file(chunks, path):
+    """docker's command.CopyToFile: a temp file in the same directory, renamed
+    into place once complete (a failed save leaves no partial file)."""
+    import os
+    import tempfile
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".docker_temp_")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                f.write(c)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask():
+    import os
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def cmd_save(ctx, opts, args):
+    out_path = opts["output"]
+    if not out_path and _isatty(sys.stdout):
+        raise CLIError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    if out_path:
+        _validate_output_path(out_path)
+    resp = ctx.client.request("GET", "/images/get", [("names", n) for n in args])
+    try:
+        if out_path:
+            _copy_to_file(resp.iter_chunks(), out_path)
+        else:
+            sys.stdout.flush()
+            w = sys.stdout.buffer
+            for c in resp.iter_chunks():
+                w.write(c)
+            w.flush()
+    finally:
+        resp.close()
+    return 0
+
+
+def cmd_load(ctx, opts, args):
+    f = None
+    if opts["input"]:
+        try:
+            f = open(opts["input"], "rb")
+        except OSError as e:
+            raise CLIError("open %s: %s" % (opts["input"], (e.strerror or str(e)).lower())) from None
+        body = _file_chunks(f)
+    else:
+        if _isatty(sys.stdin):
+            raise CLIError("requested load from stdin, but stdin is empty")
+        body = _file_chunks(sys.stdin.buffer)
+    quiet = opts["quiet"] or not _isatty(sys.stdout)
+    try:
+        resp = ctx.client.request("POST", "/images/load", {"quiet": "1" if quiet else None},
+                                  body=body, content_type="application/x-tar")
+    finally:
+        if f is not None:
+            f.close()
+    try:
+        if "json" in (resp.headers.get("content-type") or ""):
+            show_stream(resp.iter_json(), sys.stdout)
+        else:
+            for c in resp.iter_chunks():
+                sys.stdout.buffer.write(c)
+    except StreamFailed as e:
+        raise CLIError(str(e)) from None
+    finally:
+        resp.close()
+    return 0
+
+
+# --- history ---------------------------------------------------------------------------------
+
+_HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                    "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+
+
+class HistoryRow:
+    tmpl_type = "*image.historyContext"
+    FIELDS = ("Comment", "CreatedAt", "CreatedBy", "CreatedSince", "ID", "Size")
+
+    def __init__(self, h, trunc, human, now):
+        self.h = h
+        self.trunc = trunc
+        self.human = human
+        self.now = now
+
+    def tmpl_field(self, name):
+        if name not in _HISTORY_HEADERS:
+            raise KeyError(name)
+        return getattr(self, "f_" + name)()
+
+    def tmpl_json(self):
+        from cli.fmt import go_json
+        return go_json({k: self.tmpl_field(k) for k in self.FIELDS})
+
+    def f_ID(self):
+        from cli.fmt import truncate_id
+        i = self.h.get("Id", "")
+        return truncate_id(i) if self.trunc else i
+
+    def f_CreatedAt(self):
+        from cli.units import rfc3339_local
+        return rfc3339_local(self.h.get("Created") or 0)
+
+    def f_CreatedSince(self):
+        if not self.human:
+            return self.f_CreatedAt()
+        from cli.units import human_duration
+        return human_duration(self.now - (self.h.get("Created") or 0)) + " ago"
+
+    def f_CreatedBy(self):
+        from cli.fmt import ellipsis
+        by = (self.h.get("CreatedBy") or "").replace("\t", " ")
+        return ellipsis(by, 45) if self.trunc else by
+
+    def f_Size(self):
+        size = self.h.get("Size") or 0
+        if self.human:
+            from cli.units import human_size
+            return human_size(size, 3)
+        return str(size)
+
+    def f_Comment(self):
+        return self.h.get("Comment") or ""
+
+
+def cmd_history(ctx, opts, args):
+    import time
+    from cli.containers import template_errors, HeaderCtx
+    hist = ctx.client.get("/images/%s/history" % _q(args[0])) or []
+    rows = [HistoryRow(h, not opts["no_trunc"], opts["human"], time.time()) for h in hist]
+    fmt = opts["format"] or ""
+    if opts["quiet"]:
+        ctx.out("".join(r.f_ID() + "\n" for r in rows))
+        return 0
+    if fmt in ("", "table"):
+        from cli.containers import plain_table
+        created = "CreatedSince" if opts["human"] else "CreatedAt"  # docker swaps the column
+        ctx.out(plain_table(("ID", created, "CreatedBy", "Size", "Comment"), rows,
+                            _HISTORY_HEADERS))
+        return 0
+    from cli.template import render_rows
+    ctx.out(template_errors(lambda: render_rows(fmt, rows, HeaderCtx(_HISTORY_HEADERS))))
+    return 0
+
+
+# --- image prune -----------------------------------------------------------------------------
+
+_PRUNE_ALL_WARNING = ("WARNING! This will remove all images without at least one container "
+                      "associated to them.\nAre you sure you want to continue?")
+_PRUNE_DANGLING_WARNING = "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
+
+
+def confirm(ctx, message):
+    """docker's prompt.Confirm: "<message> [y/N] ", one line from stdin."""
+    ctx.out(message + " [y/N] ")
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    return line.strip().lower() == "y"
+
+
+def cmd__image_prune(ctx, opts, args):
+    from cli.containers import filters_json
+    from cli.units import human_size
+    filters = list(opts["filter"]) + ["dangling=%s" % ("false" if opts["all"] else "true")]
+    if not opts["force"]:
+        if not confirm(ctx, _PRUNE_ALL_WARNING if opts["all"] else _PRUNE_DANGLING_WARNING):
+            return 0
+    rep = ctx.client.post("/images/prune", {"filters": filters_json(filters)}) or {}
+    out = []
+    deleted = rep.get("ImagesDeleted") or []
+    if deleted:
+        out.append("Deleted Images:\n")
+        for d in deleted:
+            if d.get("Untagged"):
+                out.append("untagged: %s\n" % d["Untagged"])
+            if d.get("Deleted"):
+                out.append("deleted: %s\n" % d["Deleted"])
+        out.append("\n")
+    out.append("Total reclaimed space: %s\n" % human_size(rep.get("SpaceReclaimed") or 0))
+    ctx.out("".join(out))
     return 0

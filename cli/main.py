@@ -13,14 +13,19 @@ from cli.flags import PROG, Flag, Spec, UsageError, HelpRequested
 # name -> (module, short description)
 COMMANDS = {
     "attach": ("cli.run", "Attach local standard input, output, and error streams to a running container"),
+    "cp": ("cli.files", "Copy files/folders between a container and the local filesystem"),
     "create": ("cli.run", "Create a new container"),
+    "diff": ("cli.files", "Inspect changes to files or directories on a container's filesystem"),
     "events": ("cli.system", "Get real time events from the server"),
     "exec": ("cli.run", "Execute a command in a running container"),
+    "export": ("cli.files", "Export a container's filesystem as a tar archive"),
+    "history": ("cli.images", "Show the history of an image"),
     "images": ("cli.images", "List images"),
     "import": ("cli.images", "Import the contents from a tarball to create a filesystem image"),
     "info": ("cli.system", "Display system-wide information"),
     "inspect": ("cli.containers", "Return low-level information on trioctr objects"),
     "kill": ("cli.containers", "Kill one or more running containers"),
+    "load": ("cli.images", "Load an image from a tar archive or STDIN"),
     "login": ("cli.auth", "Authenticate to a registry"),
     "logout": ("cli.auth", "Log out from a registry"),
     "logs": ("cli.containers", "Fetch the logs of a container"),
@@ -34,13 +39,17 @@ COMMANDS = {
     "rm": ("cli.containers", "Remove one or more containers"),
     "rmi": ("cli.images", "Remove one or more images"),
     "run": ("cli.run", "Create and run a new container from an image"),
+    "save": ("cli.images", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "start": ("cli.run", "Start one or more stopped containers"),
     "stop": ("cli.containers", "Stop one or more running containers"),
     "tag": ("cli.images", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "top": ("cli.containers", "Display the running processes of a container"),
     "unpause": ("cli.containers", "Unpause all processes within one or more containers"),
+    "update": ("cli.containers", "Update configuration of one or more containers"),
     "version": ("cli.system", "Show the trioctr version information"),
     "wait": ("cli.containers", "Block until one or more containers stop, then print their exit codes"),
+    # only as management subcommands (names starting with "_" are not listed on top)
+    "_image_prune": ("cli.images", "Remove unused images"),
 }
 
 COMMON = ("run", "exec", "ps", "pull", "images", "login", "logout", "version", "info")
@@ -48,14 +57,16 @@ COMMON = ("run", "exec", "ps", "pull", "images", "login", "logout", "version", "
 # docker's management-command spellings: `trioctr container ls` == `trioctr ps`
 MANAGEMENT = {
     "container": ("Manage containers", {
-        "attach": "attach", "create": "create", "exec": "exec", "inspect": "inspect",
+        "attach": "attach", "cp": "cp", "create": "create", "diff": "diff", "exec": "exec",
+        "export": "export", "inspect": "inspect",
         "kill": "kill", "logs": "logs", "ls": "ps", "list": "ps", "ps": "ps", "pause": "pause",
         "port": "port", "rename": "rename", "restart": "restart", "rm": "rm", "remove": "rm",
         "run": "run", "start": "start", "stop": "stop", "top": "top", "unpause": "unpause",
-        "wait": "wait"}),
+        "update": "update", "wait": "wait"}),
     "image": ("Manage images", {
-        "import": "import", "inspect": "inspect", "ls": "images", "list": "images",
-        "pull": "pull", "push": "push", "rm": "rmi", "remove": "rmi", "tag": "tag"}),
+        "history": "history", "import": "import", "inspect": "inspect", "load": "load",
+        "ls": "images", "list": "images", "prune": "_image_prune", "pull": "pull", "push": "push",
+        "rm": "rmi", "remove": "rmi", "save": "save", "tag": "tag"}),
     "system": ("Manage trioctr", {"events": "events", "info": "info"}),
 }
 
@@ -124,7 +135,7 @@ def top_help():
         out.append("  %-11s %s\n" % (name, MANAGEMENT[name][0]))
     out.append("\nCommands:\n")
     for name in sorted(COMMANDS):
-        if name not in COMMON:
+        if name not in COMMON and not name.startswith("_"):
             out.append("  %-11s %s\n" % (name, COMMANDS[name][1]))
     out.append("\nGlobal Options:\n")
     out.append(flag_usages(GLOBAL.flags))

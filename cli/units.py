@@ -112,18 +112,30 @@ def get_timestamp(value, now=None):
     return "%d.%09d" % (secs, nanos)
 
 
-def rfc3339_nano_fixed(secs, nanos=0):
-    """Go's jsonmessage.RFC3339NanoFixed in local time, as docker prints event times."""
+def _local(secs):
+    """(local time struct, RFC 3339 zone: "Z" or "+hh:mm") for Unix ``secs``."""
     import time as _time
     tm = _time.localtime(secs)
     off = tm.tm_gmtoff
     if off == 0:
-        zone = "Z"
-    else:
-        sign = "+" if off > 0 else "-"
-        off = abs(off)
-        zone = "%s%02d:%02d" % (sign, off // 3600, off % 3600 // 60)
+        return tm, "Z"
+    sign = "+" if off > 0 else "-"
+    off = abs(off)
+    return tm, "%s%02d:%02d" % (sign, off // 3600, off % 3600 // 60)
+
+
+def rfc3339_nano_fixed(secs, nanos=0):
+    """Go's jsonmessage.RFC3339NanoFixed in local time, as docker prints event times."""
+    import time as _time
+    tm, zone = _local(secs)
     return "%s.%09d%s" % (_time.strftime("%Y-%m-%dT%H:%M:%S", tm), nanos, zone)
+
+
+def rfc3339_local(secs):
+    """Go's time.Unix(secs, 0).Format(time.RFC3339) in local time."""
+    import time as _time
+    tm, zone = _local(secs)
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", tm) + zone
 
 
 def go_time_string(secs):

@@ -27,9 +27,11 @@ and no image uses is removed again, so a failed pull leaves the store as it was.
 Push: ``The push refers to repository [...]``, per layer ``Preparing``, then
 ``Layer already exists`` (HEAD), ``Mounted from <repo>`` (cross-repository
 mount from another repository of the same registry the store knows the layer
-from) or ``Pushing`` / ``Pushed`` (monolithic upload), then the config and the
+from) or ``Pushing`` / ``Pushed`` (one PUT for a small blob, PATCH chunks for
+a big one: ``RegistryClient.chunk_threshold``), then the config and the
 manifest (the stored one when the image was pulled and can be pushed verbatim,
-else a new Docker schema2 manifest with gzip layers), ``<tag>: digest: ...
+else a new Docker schema2 manifest with gzip layers, or OCI when a layer is
+zstd), ``<tag>: digest: ...
 size: N`` and the ``aux`` message.  The pushed digest becomes a RepoDigest.
 """
 
@@ -53,6 +55,7 @@ from .reference import Reference, parse_normalized
 from .registry import (Aborted, RegistryClient, RegistryError, Repository, TransportError,
                        VerificationError, sha256_stream)
 from .units import human_size
+from .unpack import detect_compression
 
 Emit = Callable[[dict], None]
 DEFAULT_CONCURRENCY = 3
@@ -85,6 +88,11 @@ def _layer_msg(status: str, id_: str, current: int | None = None,
         msg["progressDetail"] = detail
         msg["progress"] = progress_bar(current, total or 0)
     return msg
+
+
+def _retrying(id_: str, seconds: int) -> dict:
+    """Docker's countdown before a layer's transfer is tried again."""
+    return _layer_msg(f"Retrying in {seconds} second{'s' if seconds != 1 else ''}", id_)
 
 
 class _Emitter:
@@ -201,6 +209,8 @@ def pull(store: Any, ref: str, *, client: RegistryClient, emit: Emit,
         res = _resolve(client, r, want)
     except RegistryError as e:
         raise translate_pull_error(e, r) from None
+    except mf.Schema1Refused as e:
+        raise mf.unsupported_manifest(e.media_type, r.string()) from None
     tag_or_digest = r.digest or r.tag or "latest"
     out({"status": f"Pulling from {r.path}", "id": tag_or_digest})
 
@@ -302,7 +312,7 @@ def _pull_layers(store: Any, res: _Resolved, r: Reference, config_bytes: bytes,
             return d.digest
         with store.blob_writer(d.digest, d.size) as w:
             res.repo.fetch_blob(d, w, progress=lambda c, t: out.progress(
-                "Downloading", sid, c, t))
+                "Downloading", sid, c, t), on_retry=lambda n: out(_retrying(sid, n)))
             out(_layer_msg("Verifying Checksum", sid))
         new_blobs.append(d.digest)
         out(_layer_msg("Download complete", sid))
@@ -348,6 +358,7 @@ def _pull_layers(store: Any, res: _Resolved, r: Reference, config_bytes: bytes,
 
 
 _GZIP_TYPES = (mf.OCI_LAYER_GZIP, mf.DOCKER_LAYER_GZIP, mf.OCI_LAYER_ND_GZIP)
+_ZSTD_TYPES = (mf.OCI_LAYER_ZSTD, mf.OCI_LAYER_ND_ZSTD)
 _TAR_TYPES = (mf.OCI_LAYER, mf.DOCKER_LAYER, mf.OCI_LAYER_ND)
 
 
@@ -377,14 +388,18 @@ def _tags_to_push(store: Any, r: Reference) -> list[Reference]:
     return sorted(tags, key=lambda x: x.tag or "")
 
 
-def _is_gzip(store: Any, blob: str) -> bool:
+def _compression(store: Any, blob: str) -> str:
+    """The stored blob's compression, by its magic bytes."""
     with store.open_blob(blob) as f:
-        return f.read(2) == b"\x1f\x8b"
+        return detect_compression(f.read(6))
 
 
 def _plan(store: Any, image_id: str, tmpdir: str) -> tuple[bytes, str, list[_PushLayer]]:
     """(manifest bytes, media type, layers) for one image; a stored
-    manifest is reused verbatim when every blob it names is in the store."""
+    manifest is reused verbatim when every blob it names is in the store.
+    Otherwise a new manifest: Docker schema2 with gzip layers (an uncompressed
+    layer is gzipped as Docker does), or OCI when a layer is zstd (schema2 has
+    no zstd media type)."""
     rec = store.image_record(image_id)
     diff_ids = [layer["diff_id"] for layer in rec["layers"]]
     for m in rec.get("manifests") or []:
@@ -410,8 +425,15 @@ def _plan(store: Any, image_id: str, tmpdir: str) -> tuple[bytes, str, list[_Pus
             raise InvalidArgument(f"cannot push: the content of layer {layer['diff_id']} is "
                                   "not in the store (imported without keeping its blob)")
         mt = layer.get("media_type") or ""
-        if mt in _GZIP_TYPES or (mt not in _TAR_TYPES and _is_gzip(store, blob)):
+        known = mt in _GZIP_TYPES or mt in _ZSTD_TYPES or mt in _TAR_TYPES
+        kind = "" if known else _compression(store, blob)
+        if mt in _GZIP_TYPES or kind == "gzip":
             desc = mf.Descriptor(mf.DOCKER_LAYER_GZIP, blob, store.blob_size(blob))
+            layers.append(_PushLayer(layer["diff_id"], desc,
+                                     (lambda dg=blob: store.open_blob(dg))))
+            continue
+        if mt in _ZSTD_TYPES or kind == "zstd":
+            desc = mf.Descriptor(mf.OCI_LAYER_ZSTD, blob, store.blob_size(blob))
             layers.append(_PushLayer(layer["diff_id"], desc,
                                      (lambda dg=blob: store.open_blob(dg))))
             continue
@@ -428,6 +450,13 @@ def _plan(store: Any, image_id: str, tmpdir: str) -> tuple[bytes, str, list[_Pus
             dg, size = sha256_stream(f)
         layers.append(_PushLayer(layer["diff_id"], mf.Descriptor(mf.DOCKER_LAYER_GZIP, dg, size),
                                  (lambda p=path: open(p, "rb"))))
+    if any(p.desc.media_type == mf.OCI_LAYER_ZSTD for p in layers):
+        for p in layers:
+            if p.desc.media_type == mf.DOCKER_LAYER_GZIP:
+                p.desc.media_type = mf.OCI_LAYER_GZIP
+        cfg = mf.Descriptor(mf.OCI_CONFIG, image_id, store.blob_size(image_id))
+        body = mf.build_manifest(cfg, [p.desc for p in layers], mf.OCI_MANIFEST)
+        return body, mf.OCI_MANIFEST, layers
     cfg = mf.Descriptor(mf.DOCKER_CONFIG, image_id, store.blob_size(image_id))
     body = mf.build_manifest(cfg, [p.desc for p in layers])
     return body, mf.DOCKER_MANIFEST, layers
@@ -539,7 +568,7 @@ def _push_layers(store: Any, repo: Repository, r: Reference, layers: list[_PushL
                 break
         repo.upload_blob(d.digest, d.size, p.opener,
                          progress=lambda c, t: out.progress("Pushing", sid, c, t),
-                         location=location)
+                         location=location, on_retry=lambda n: out(_retrying(sid, n)))
         out(_layer_msg("Pushed", sid))
 
     pool = cf.ThreadPoolExecutor(max_workers=max(1, max_concurrent),

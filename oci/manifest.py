@@ -61,11 +61,24 @@ MAX_MANIFEST_SIZE = 4 << 20
 MAX_CONFIG_SIZE = 8 << 20
 
 
-def unsupported_manifest(media_type: str) -> UnsupportedMediaType:
+class Schema1Refused(UnsupportedMediaType):
+    """A Docker schema1 manifest: refused, as Docker 28 does."""
+
+    def __init__(self, message: str, media_type: str):
+        super().__init__(message)
+        self.media_type = media_type
+
+
+def unsupported_manifest(media_type: str, ref: str | None = None) -> UnsupportedMediaType:
+    """The refusal of a manifest type; for schema1, Docker's words (with the
+    reference when known: ``docker.io/library/busybox:latest``)."""
     msg = f"unsupported manifest media type {media_type or '(none)'}"
     if media_type in SCHEMA1_TYPES or media_type == "schema1":
-        msg += (": Docker Image manifest version 2, schema 1 is not supported;"
-                " push the image again with a current client (schema 2 or OCI)")
+        msg += (": Docker Image Format v1 and Docker Image manifest version 2, schema 1 "
+                f"support has been removed. Suggest the author of {ref or 'the image'} to "
+                "upgrade the image to the OCI Format or Docker Image manifest v2, schema 2. "
+                "More information at https://docs.docker.com/go/deprecated-image-specs/")
+        return Schema1Refused(msg, media_type)
     return UnsupportedMediaType(msg)
 
 

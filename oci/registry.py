@@ -22,7 +22,9 @@ What it does, as Docker's daemon does:
   dropped when the host changes); a broken transfer is retried with backoff and
   resumed with ``Range: bytes=N-`` (a 200 answer restarts it).
 - push: ``HEAD`` existence checks, cross-repository mount, monolithic upload
-  (POST then PUT ``?digest=``), manifest PUT.
+  (POST then PUT ``?digest=``) for small blobs, chunked upload (PATCH with
+  ``Content-Range``, resumed where the registry stands after a cut) for blobs
+  over ``chunk_threshold``, retried with backoff; manifest PUT.
 - mirrors (for ``docker.io`` only, as Docker): tried in order before the real one.
 
 Errors are ``RegistryError`` (an ``OCIError``) with Docker's wording, e.g.
@@ -58,6 +60,9 @@ CHUNK = 1 << 16
 DOCKER_HUB_HOST = "registry-1.docker.io"
 MAX_REDIRECTS = 10
 MAX_ERROR_BODY = 64 << 10
+#: Blobs bigger than this are pushed in chunks (PATCH) of ``DEFAULT_CHUNK_SIZE``.
+DEFAULT_CHUNK_THRESHOLD = 32 << 20
+DEFAULT_CHUNK_SIZE = 16 << 20
 
 
 # --------------------------------------------------------------------------- errors
@@ -747,12 +752,14 @@ class Repository:
                 return 0
 
     def fetch_blob(self, desc: mf.Descriptor, writer: Any,
-                   progress: Callable[[int, int], None] | None = None) -> str:
+                   progress: Callable[[int, int], None] | None = None,
+                   on_retry: Callable[[int], None] | None = None) -> str:
         """Download a blob into ``writer`` (``ImageStore.blob_writer``) and commit
         it: retried with backoff and resumed with ``Range`` on transport errors
         and 5xx answers, verified by size and digest (``VerificationError``
         otherwise, and the caller's writer leaves nothing in the store).  A
-        resumed download that fails verification is fetched once more whole."""
+        resumed download that fails verification is fetched once more whole.
+        ``on_retry(n)`` hears each second of a backoff: n seconds to go."""
         client = self.registry.client
         attempt = 0
         resumed = restarted = False
@@ -796,14 +803,14 @@ class Repository:
                 attempt += 1
                 if attempt > client.retries:
                     raise
-                client.sleep(client.retry_delay * (2 ** (attempt - 1)))
+                client.backoff(client.retry_delay * (2 ** (attempt - 1)), on_retry)
                 continue
             except VerificationError:
                 raise
             except RegistryError as e:
                 if e.status in (408, 429, 500, 502, 503, 504) and attempt < client.retries:
                     attempt += 1
-                    client.sleep(client.retry_delay * (2 ** (attempt - 1)))
+                    client.backoff(client.retry_delay * (2 ** (attempt - 1)), on_retry)
                     continue
                 raise
             if writer.current_digest() != desc.digest:
@@ -851,23 +858,155 @@ class Repository:
 
     def upload_blob(self, digest: str, size: int, opener: Callable[[], BinaryIO],
                     progress: Callable[[int, int], None] | None = None,
-                    location: str | None = None) -> None:
-        """Monolithic upload: POST (or the given ``location``), then PUT the whole
-        blob with ``?digest=``.  ``opener()`` gives a fresh reader of the blob."""
-        validate_digest(digest)
-        loc = location or self.start_upload()
-        url = urllib.parse.urljoin(self.registry.url("/v2/"), loc)
-        sep = "&" if urllib.parse.urlsplit(url).query else "?"
-        url += sep + urllib.parse.urlencode({"digest": digest})
+                    location: str | None = None,
+                    on_retry: Callable[[int], None] | None = None) -> None:
+        """Upload a blob the registry does not have.  ``opener()`` gives a fresh,
+        seekable reader of the blob; ``location`` is an upload already opened
+        (by a refused mount), else one is opened (POST).
 
+        Up to ``client.chunk_threshold`` bytes: monolithic (one PUT
+        ``?digest=`` with the whole blob).  Bigger: chunked, as the distribution
+        spec's PATCH with ``Content-Range: <start>-<end>`` of at most
+        ``client.chunk_size`` bytes each, then an empty PUT ``?digest=``; a
+        chunk cut by the network is resumed where the registry says the upload
+        stands (``GET <location>`` -> ``Range: 0-<last byte>``), or the upload
+        starts over when the registry forgot it; a registry that refuses PATCH
+        (405, 501, ``UNSUPPORTED``) gets the blob whole.  Transport errors and
+        5xx answers are retried with backoff (``client.retries``; ``on_retry``
+        as for ``fetch_blob``)."""
+        validate_digest(digest)
+        client = self.registry.client
+        attempt = 0
+        loc = location
+        chunked = size > client.chunk_threshold
+        while True:
+            client.check_aborted()
+            try:
+                if loc is None:
+                    loc = self.start_upload()
+                if chunked:
+                    self._upload_chunked(digest, size, opener, progress, loc, on_retry)
+                else:
+                    self._upload_monolithic(digest, size, opener, progress, loc)
+                return
+            except TransportError:
+                if attempt >= client.retries:
+                    raise
+            except RegistryError as e:
+                if chunked and (e.status in (405, 501) or e.registry_code == "UNSUPPORTED"):
+                    chunked = False  # a registry without PATCH uploads: whole, then
+                    loc = None
+                    continue
+                # a 5xx, or an upload the registry forgot or no longer trusts
+                # (its state token went stale with a lost answer): start over
+                if (e.status not in (408, 429, 500, 502, 503, 504) and e.registry_code not in
+                        ("BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID")) or \
+                        attempt >= client.retries:
+                    raise
+            attempt += 1
+            client.backoff(client.retry_delay * (2 ** (attempt - 1)), on_retry)
+            loc = None
+
+    def _upload_url(self, loc: str, query: dict | None = None) -> str:
+        url = urllib.parse.urljoin(self.registry.url("/v2/"), loc)
+        if query:
+            sep = "&" if urllib.parse.urlsplit(url).query else "?"
+            url += sep + urllib.parse.urlencode(query)
+        return url
+
+    def _upload_monolithic(self, digest: str, size: int, opener: Callable[[], BinaryIO],
+                           progress: Callable[[int, int], None] | None, loc: str) -> None:
         def body() -> BinaryIO:
             return _ProgressFile(opener(), size, progress)  # type: ignore[return-value]
 
-        resp = self._req("PUT", url, headers={"Content-Type": "application/octet-stream",
-                                              "Content-Length": str(size)}, body=body)
+        resp = self._req("PUT", self._upload_url(loc, {"digest": digest}),
+                         headers={"Content-Type": "application/octet-stream",
+                                  "Content-Length": str(size)}, body=body)
         _check(resp, (201, 204))
         with resp:
             resp.read_limited(MAX_ERROR_BODY)
+
+    def upload_status(self, loc: str) -> tuple[int, str] | None:
+        """Where an upload stands: ``(bytes received, location)``, or None when
+        the registry does not know it (any more)."""
+        resp = self._req("GET", self._upload_url(loc))
+        with resp:
+            resp.read_limited(MAX_ERROR_BODY)
+            if resp.status != 204:
+                return None
+        end = _range_end(resp.headers.get("Range"))
+        return (0 if end is None else end), resp.headers.get("Location") or loc
+
+    def _upload_chunked(self, digest: str, size: int, opener: Callable[[], BinaryIO],
+                        progress: Callable[[int, int], None] | None, loc: str,
+                        on_retry: Callable[[int], None] | None) -> None:
+        client = self.registry.client
+        chunk = max(1, client.chunk_size)
+        offset = 0
+        failures = 0
+        with opener() as f:
+            while offset < size:
+                n = min(chunk, size - offset)
+                start = offset
+
+                def body(start: int = start, n: int = n) -> BinaryIO:
+                    f.seek(start)
+                    return _Window(f, n, start, size, progress)  # type: ignore[return-value]
+
+                try:
+                    resp = self._req("PATCH", self._upload_url(loc), headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{start}-{start + n - 1}",
+                        "Content-Length": str(n)}, body=body)
+                    if resp.status == 416:  # not where the registry stands: ask it
+                        resp.read_limited(MAX_ERROR_BODY)
+                        resp.close()
+                        raise TransportError(f"{resp.url}: chunk at {start} refused (416)")
+                    _check(resp, (202,))
+                    with resp:
+                        resp.read_limited(MAX_ERROR_BODY)
+                    loc = resp.headers.get("Location") or loc
+                    end = _range_end(resp.headers.get("Range"))
+                    offset = start + n if end is None else end
+                    if offset != start + n:
+                        raise TransportError(f"{resp.url}: registry has {offset} bytes "
+                                             f"after a chunk up to {start + n}")
+                except TransportError:
+                    failures += 1
+                    if failures > client.retries:
+                        raise
+                    client.backoff(client.retry_delay * (2 ** (failures - 1)), on_retry)
+                    st = self.upload_status(loc)
+                    if st is None:
+                        raise  # the upload is gone: upload_blob starts a new one
+                    offset, loc = st
+                    if offset > size:
+                        raise
+        resp = self._req("PUT", self._upload_url(loc, {"digest": digest}),
+                         headers={"Content-Type": "application/octet-stream",
+                                  "Content-Length": "0"}, body=b"")
+        _check(resp, (201, 204))
+        with resp:
+            resp.read_limited(MAX_ERROR_BODY)
+
+
+def _range_end(v: str | None) -> int | None:
+    """An upload's ``Range: 0-<last byte>`` -> bytes received.  ``0-0`` is what
+    the registry says for an empty upload (and for one byte: a chunk is never
+    that small, and a wrong guess is refused with 416 and asked again)."""
+    if not v:
+        return None
+    v = v.strip()
+    if v.startswith("bytes="):
+        v = v[len("bytes="):]
+    try:
+        first, _, last = v.partition("-")
+        if int(first) != 0:
+            return None
+        end = int(last)
+    except ValueError:
+        return None
+    return end + 1 if end > 0 else 0
 
 
 def _content_range_start(v: str | None) -> int | None:
@@ -898,6 +1037,30 @@ class _ProgressFile:
         self._f.close()
 
 
+class _Window:
+    """``n`` bytes of ``f`` from where it stands (one chunk of an upload);
+    ``close()`` leaves ``f`` open for the next chunk."""
+
+    def __init__(self, f: BinaryIO, n: int, start: int, total: int,
+                 progress: Callable[[int, int], None] | None):
+        self._f, self._left, self._done, self._total = f, n, start, total
+        self._progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        b = self._f.read(want)
+        self._left -= len(b)
+        self._done += len(b)
+        if b and self._progress:
+            self._progress(self._done, self._total)
+        return b
+
+    def close(self) -> None:
+        pass
+
+
 # --------------------------------------------------------------------------- client
 
 
@@ -914,7 +1077,9 @@ class RegistryClient:
     def __init__(self, *, auth: AuthConfig | dict | None = None,
                  insecure: Iterable[str] = (), mirrors: Iterable[str] = (),
                  timeout: float = DEFAULT_TIMEOUT, retries: int = 5,
-                 retry_delay: float = 1.0, user_agent: str = USER_AGENT):
+                 retry_delay: float = 1.0, user_agent: str = USER_AGENT,
+                 chunk_threshold: int = DEFAULT_CHUNK_THRESHOLD,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE):
         self.auth = auth if isinstance(auth, AuthConfig) or auth is None else \
             AuthConfig.from_dict(auth)
         self.insecure = list(insecure or ())
@@ -923,6 +1088,8 @@ class RegistryClient:
         self.retries = retries
         self.retry_delay = retry_delay
         self.user_agent = user_agent
+        self.chunk_threshold = chunk_threshold
+        self.chunk_size = chunk_size
         self._pool = _Pool(timeout)
         self._abort = threading.Event()
         self._registries: dict[tuple, Registry] = {}
@@ -945,6 +1112,20 @@ class RegistryClient:
     def sleep(self, seconds: float) -> None:
         if self._abort.wait(seconds):
             raise Aborted()
+
+    def backoff(self, seconds: float, notify: Callable[[int], None] | None = None) -> None:
+        """Sleep before a retry; ``notify(n)`` each second with the seconds left
+        (rounded up), for Docker's ``Retrying in N seconds``."""
+        if notify is None:
+            self.sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            notify(max(1, int(-(-left // 1))))
+            self.sleep(min(1.0, left))
 
     def close(self) -> None:
         self._pool.close()

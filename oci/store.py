@@ -15,6 +15,8 @@ Layout under ``root`` (``<data-root>/image``)::
                                 "last_tag_time", "manifests"}; the config itself is the
                                 blob ``blobs/sha256/<id-hex>`` (image id = config digest)
     repositories.json           references, Docker's format and keys (see below)
+    pins.json                   {container id: [chain ids]}: the layers of containers
+                                whose image was force-removed (kept until they go)
 
 ``repositories.json`` is Docker's file: ``{"Repositories": {"busybox":
 {"busybox:latest": "sha256:...", "busybox@sha256:...": "sha256:..."}}}``, keyed
@@ -29,9 +31,12 @@ directory, fsync, rename, fsync of the directory).  A layer is unpacked in
 name.  Image records are written after their content and deleted before it.
 
 Refcounts are not stored: an image references its config blob, its layers
-(chain ids) and their blobs, and its manifests; a layer or blob no image
-references is garbage (``gc()``, and ``remove()`` deletes what the removed image
-alone used).
+(chain ids) and their blobs, and its manifests; the daemon tells the store which
+layers containers use (``set_container_layers``, plus ``pins.json``); a layer or
+blob nothing references is garbage (``gc()`` / ``collect()``, and ``remove()``
+deletes what the removed image alone used).  ``prune()`` is ``docker image
+prune``, ``history()`` ``docker history``; ``docker save``/``load`` archives are
+``oci.tarexport``.
 
 Thread safety: one ``threading.RLock`` per store guards the in-memory index and
 every reference/metadata update.  Long work (hashing, unpacking) runs outside
@@ -486,11 +491,17 @@ class ImageStore:
         self._records: dict[str, _Record] = {}
         self._configs: dict[str, dict] = {}
         self._repos: dict[str, dict[str, str]] = {}
+        self._keep_layers: set[str] = set()
+        """Chain ids used by containers (``set_container_layers``): never collected."""
+        self._pins: dict[str, list[str]] = {}
+        """container id -> the chain ids of its image, for containers whose image
+        was force-removed (``pins.json``): never collected while they exist."""
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         for d in (self.blobs_dir, self.layers_dir, self.imagedb_dir):
             os.makedirs(d, mode=0o755, exist_ok=True)
         self._recover()
         self._load()
+        self._load_pins()
 
     # ------------------------------------------------------------------ startup
 
@@ -1017,7 +1028,8 @@ class ImageStore:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                media = {"none": MEDIA_LAYER_TAR, "gzip": MEDIA_LAYER_GZIP}.get(res.compression)
+                media = {"none": MEDIA_LAYER_TAR, "gzip": MEDIA_LAYER_GZIP,
+                         "zstd": "application/vnd.oci.image.layer.v1.tar+zstd"}.get(res.compression)
                 if self.keep_layer_blobs and media is not None:
                     blob_info = (self._commit_blob(blob_tmp, tee.digest()), media)
                 else:
@@ -1247,6 +1259,7 @@ class ImageStore:
             records.append({"Untagged": r.familiar_string()})
         self._save_repos()
         rec = self._records.pop(image_id)
+        self._pin_locked(image_id, [layer["chain_id"] for layer in rec.layers], uses)
         self._configs.pop(image_id, None)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.imagedb_dir, hex_of(image_id)))
@@ -1284,6 +1297,7 @@ class ImageStore:
                 layers.add(layer["chain_id"])
                 if layer.get("blob"):
                     blobs.add(layer["blob"])
+        layers.update(self._container_chains_locked())
         for chain in layers:
             try:
                 b = self.layer_meta(chain).get("blob")
@@ -1347,3 +1361,289 @@ class ImageStore:
             with contextlib.suppress(LayerNotFound):
                 total += int(self.layer_meta(c).get("size", 0))
         return total
+
+    # ------------------------------------------------------------------ containers' layers, GC
+
+    def _container_chains_locked(self) -> set[str]:
+        out = set(self._keep_layers)
+        for chains in self._pins.values():
+            out.update(chains)
+        return out
+
+    @property
+    def _pins_path(self) -> str:
+        return os.path.join(self.root, "pins.json")
+
+    def _load_pins(self) -> None:
+        try:
+            with open(self._pins_path, "rb") as f:
+                pins = json.load(f)
+            self._pins = {str(k): [str(c) for c in v] for k, v in pins.items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            self._pins = {}
+
+    def _pin_locked(self, image_id: str, chains: list[str], uses: list[ContainerUse]) -> None:
+        """An image some containers use is being deleted: keep its layers for them."""
+        ids = [u.id for u in uses if u.image_id == image_id and u.id]
+        if not ids:
+            return
+        for cid in ids:
+            self._pins[cid] = list(chains)
+        atomic_write(self._pins_path, _json_bytes(self._pins))
+
+    def set_container_layers(self, layers: Iterable[str],
+                             containers: Iterable[str] | None = None) -> None:
+        """The layers containers use (chain ids, or layer ``fs`` paths under this
+        store), so that no removal or collection ever deletes them, even once the
+        image that brought them is gone (``rmi -f`` of a stopped container's image:
+        those are remembered, see ``_pin_locked``).  ``containers``: the ids of
+        every container that exists (forgets the pins of the others)."""
+        if containers is not None:
+            live = set(containers)
+            with self._lock:
+                if any(cid not in live for cid in self._pins):
+                    self._pins = {k: v for k, v in self._pins.items() if k in live}
+                    atomic_write(self._pins_path, _json_bytes(self._pins))
+        chains = set()
+        for x in layers:
+            if not x:
+                continue
+            if x.startswith(self.layers_dir + os.sep):
+                h = x[len(self.layers_dir) + 1:].split(os.sep, 1)[0]
+                if is_hex64(h):
+                    chains.add(from_hex(h))
+            elif is_digest(x):
+                chains.add(x)
+        with self._lock:
+            self._keep_layers = chains
+
+    def image_layers(self, ref_or_id: str) -> list[str]:
+        """An image's chain ids, bottom first ([] if there is no such image)."""
+        with self._lock:
+            try:
+                rec = self._records[self._resolve_locked(ref_or_id)]
+            except (ImageNotFound, InvalidReference):
+                return []
+            return [layer["chain_id"] for layer in rec.layers]
+
+    def collect(self) -> dict[str, list[str]]:
+        """``gc()`` that never waits: while an import holds a lease, the collection
+        is left to the end of the last lease (returns nothing collected)."""
+        with self._lock:
+            if self._leases:
+                self._gc_pending = True
+                return {"layers": [], "blobs": []}
+            self._gc_pending = False
+            res, trash = self._collect_locked()
+        self._empty_trash(trash)
+        return res
+
+    # ------------------------------------------------------------------ history
+
+    def history(self, ref_or_id: str) -> list[dict]:
+        """GET /images/{name}/history: ``[{Id, Created, CreatedBy, Tags, Size,
+        Comment}]``, newest first; the top entry carries the image id and its
+        tags, the entries of each parent image theirs, the others ``<missing>``
+        (dockerd's ``ImageHistory``)."""
+        with self._lock:
+            image_id = self._resolve_locked(ref_or_id)
+            rows = self._history_rows(self._records[image_id], self._configs[image_id])
+            img_id = image_id
+            for row in rows:
+                row["Id"] = img_id
+                tags = [r.familiar_string() for r in self._refs_of(img_id) if r.digest is None]
+                row["Tags"] = tags or None
+                img_id = self._records[img_id].parent
+                if not img_id or img_id not in self._records:
+                    break
+            return rows
+
+    def _history_rows(self, rec: _Record, cfg: dict) -> list[dict]:
+        rows = []
+        k = 0
+        for h in cfg.get("history") or []:
+            if not isinstance(h, dict):
+                continue
+            size = 0
+            if not h.get("empty_layer"):
+                if k >= len(rec.layers):
+                    raise InvalidArgument("too many non-empty layers in History section")
+                with contextlib.suppress(LayerNotFound):
+                    size = int(self.layer_meta(rec.layers[k]["chain_id"]).get("size", 0))
+                k += 1
+            created = h.get("created") or ""
+            ns = parse_rfc3339_ns(created) if created else 0
+            rows.append({"Comment": h.get("comment", "") or "",
+                         "Created": ns // 1_000_000_000 if created else -62135596800,
+                         "CreatedBy": h.get("created_by", "") or "",
+                         "Id": "<missing>", "Size": size, "Tags": None})
+        rows.reverse()
+        return rows
+
+    # ------------------------------------------------------------------ prune
+
+    def prune(self, *, dangling_only: bool = True, until_ns: int | None = None,
+              labels: Sequence[str] = (), not_labels: Sequence[str] = (),
+              in_use: Iterable[Any] = ()) -> dict:
+        """POST /images/prune (dockerd's ``ImagePrune``): remove dangling images
+        (``dangling_only``) or every image no container uses, keeping those
+        created after ``until_ns`` or not matching the label filters (all of
+        ``labels`` must match, not all of ``not_labels``).  Conflicts are skipped.
+        Then collects unreferenced blobs and layers.  Returns
+        ``{"ImagesDeleted": [...] or None, "SpaceReclaimed": bytes, "_events":
+        [(action, image id, name)]}`` (the last for the daemon's untag/delete
+        events, not for the API)."""
+        uses = self._uses(in_use)
+        used_ids = {u.image_id for u in uses}
+        deleted: list[dict[str, str]] = []
+        events: list[tuple[str, str, str]] = []
+        trash: list[str] = []
+        try:
+            with self._lock:
+                sizes: dict[str, int] = {}
+                for n in os.listdir(self.layers_dir):
+                    if is_hex64(n):
+                        with contextlib.suppress(LayerNotFound, ValueError):
+                            sizes[from_hex(n)] = int(self.layer_meta(from_hex(n)).get("size", 0))
+                parents = {r.parent for r in self._records.values() if r.parent}
+                candidates = []
+                for image_id in self._records:
+                    refs = self._refs_of(image_id)
+                    if image_id in parents and (dangling_only or not refs):
+                        continue
+                    cfg = self._configs[image_id]
+                    if until_ns is not None:
+                        created = parse_rfc3339_ns(cfg.get("created") or "")
+                        if not created or created > until_ns:
+                            continue
+                    lbls = (cfg.get("config") or {}).get("Labels") or {}
+                    if not _labels_match(lbls, labels):
+                        continue
+                    if not_labels and _labels_match(lbls, not_labels):
+                        continue
+                    candidates.append((parse_rfc3339_ns(cfg.get("created") or ""), image_id))
+                for _, image_id in sorted(candidates):
+                    if image_id not in self._records or image_id in used_ids:
+                        continue
+                    refs = self._refs_of(image_id)
+                    targets: list[str] = []
+                    if refs:
+                        if not dangling_only or not any(r.digest is None for r in refs):
+                            targets = [r.string() for r in refs]
+                    else:
+                        targets = [hex_of(image_id)]
+                    for t in targets:
+                        try:
+                            out = self._remove_locked(t, False, uses, trash)
+                        except (ImageConflict, ImageNotFound, InvalidReference):
+                            continue
+                        deleted += out
+                        events += [("untag", image_id, d["Untagged"]) for d in out
+                                   if "Untagged" in d]
+                    if image_id not in self._records:
+                        events.append(("delete", image_id, image_id))
+        finally:
+            self._empty_trash(trash)
+        self.collect()
+        reclaimed = sum(sizes.get(d["Deleted"], 0) for d in deleted if "Deleted" in d)
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed,
+                "_events": events}
+
+
+def _labels_match(labels: dict, wanted: Sequence[str]) -> bool:
+    """Docker's ``filters.MatchKVList``: every ``key`` / ``key=value`` matches."""
+    for w in wanted:
+        k, eq, v = w.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def recover_store(store: ImageStore, *, verify_blobs: bool = False) -> dict[str, list[str]]:
+    """Startup recovery after a crash (e.g. the daemon killed mid-pull): make
+    what is on disk match the store's invariants before anything is served.
+    Call it once, right after opening the store and before any pull, push or
+    import starts: it removes every temporary file, which at that point can only
+    be left over from a dead process.
+
+    - temporary files and directories (``.tmp-*`` in ``blobs/sha256``,
+      ``layers``, ``imagedb`` and the store root: a blob being downloaded, a
+      layer being unpacked, a push's gzip spool; ``.del-*`` layers being
+      deleted) are removed: a partial download is never visible as a blob;
+    - a layer directory is only a layer when it is complete: ``meta.json``
+      readable and naming this chain id, its ``fs`` directory present, and its
+      parent layer present; anything else no image uses is removed (a layer is
+      renamed into place only when complete, so this is belt and braces);
+    - with ``verify_blobs``, blobs no image references (what an interrupted
+      pull downloaded) are hashed and removed if their content does not match
+      their name; complete, verified content is otherwise kept, so the next pull
+      of the same image does not download it again (``gc()`` collects it if
+      nothing claims it).
+
+    Returns what was removed: ``{"temp": [paths], "layers": [chain ids],
+    "blobs": [digests]}``."""
+    removed: dict[str, list[str]] = {"temp": [], "layers": [], "blobs": []}
+    with store._lock:
+        for d in (store.blobs_dir, store.layers_dir, store.imagedb_dir, store.root):
+            for n in os.listdir(d):
+                if not (n.startswith(".tmp-") or (d == store.layers_dir and n.startswith(".del-"))):
+                    continue
+                p = os.path.join(d, n)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    _rmtree(p)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(p)
+                removed["temp"].append(p)
+        used_layers, used_blobs = store._referenced_locked()
+        present = {from_hex(n) for n in os.listdir(store.layers_dir) if is_hex64(n)}
+        broken: set[str] = set()
+        for chain in sorted(present):
+            path = store._layer_path(chain)
+            try:
+                with open(os.path.join(path, "meta.json"), "rb") as f:
+                    meta = json.load(f)
+                ok = (isinstance(meta, dict) and meta.get("chain_id") == chain
+                      and os.path.isdir(os.path.join(path, "fs")))
+                parent = meta.get("parent") if ok else None
+            except (OSError, ValueError):
+                ok, parent = False, None
+            if ok and parent and parent not in present:
+                ok = False
+            if not ok:
+                broken.add(chain)
+        # a layer above a broken one is unusable too
+        changed = True
+        while changed:
+            changed = False
+            for chain in present - broken:
+                with contextlib.suppress(LayerNotFound, OSError, ValueError):
+                    if store.layer_meta(chain).get("parent") in broken:
+                        broken.add(chain)
+                        changed = True
+        trash = []
+        for chain in sorted(broken - used_layers):
+            t = store._delete_layer_locked(chain)
+            if t:
+                trash.append(t)
+                removed["layers"].append(chain)
+        if verify_blobs:
+            for n in sorted(os.listdir(store.blobs_dir)):
+                if not is_hex64(n) or from_hex(n) in used_blobs:
+                    continue
+                h = hashlib.sha256()
+                with contextlib.suppress(FileNotFoundError), \
+                        open(os.path.join(store.blobs_dir, n), "rb") as f:
+                    while True:
+                        b = f.read(CHUNK)
+                        if not b:
+                            break
+                        h.update(b)
+                    if h.hexdigest() != n:
+                        os.unlink(os.path.join(store.blobs_dir, n))
+                        removed["blobs"].append(from_hex(n))
+    store._empty_trash(trash)
+    return removed

@@ -83,7 +83,7 @@ class UnpackResult:
     tar_size: int
     """Bytes in the uncompressed tar stream."""
     compression: str
-    """"none", "gzip", "bzip2" or "xz"."""
+    """"none", "gzip", "bzip2", "xz" or "zstd"."""
     whiteouts: list[str] = attrs.Factory(list)
     """Layer-relative paths whited out by this layer."""
     opaque_dirs: list[str] = attrs.Factory(list)
@@ -160,8 +160,142 @@ def decompress(f: BinaryIO) -> tuple[BinaryIO, str]:
     if kind == "xz":
         return lzma.LZMAFile(src), kind  # type: ignore[arg-type]
     if kind == "zstd":
-        raise UnsupportedMediaType("zstd-compressed layers are not supported")
+        return _zstd_reader(src), kind
     return src, kind  # type: ignore[return-value]
+
+
+class _ZstdFrames:
+    """Walks the frame structure of a zstd stream as it passes (RFC 8878:
+    frame header, block headers, checksum; skippable frames), so that a stream
+    cut short is an error: the decompressor itself just stops at the end of
+    its input.  The blocks' content is the decompressor's business."""
+
+    def __init__(self) -> None:
+        self._state = "magic"
+        self._need = 4
+        self._buf = b""
+        self._skip = 0
+        self._checksum = False
+        self.frames = 0
+
+    def feed(self, data: bytes) -> None:
+        i, n = 0, len(data)
+        while i < n:
+            if self._skip:
+                k = min(self._skip, n - i)
+                self._skip -= k
+                i += k
+                continue
+            k = min(self._need - len(self._buf), n - i)
+            self._buf += data[i:i + k]
+            i += k
+            if len(self._buf) == self._need:
+                b, self._buf = self._buf, b""
+                self._step(b)
+
+    def _step(self, b: bytes) -> None:
+        st = self._state
+        if st == "magic":
+            magic = int.from_bytes(b, "little")
+            if magic == 0xFD2FB528:
+                self._state, self._need = "fhd", 1
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._need = "skippable", 4
+            else:
+                raise OSError("zstd: not a zstd frame")
+        elif st == "skippable":
+            self._skip = int.from_bytes(b, "little")
+            self._state, self._need = "magic", 4
+        elif st == "fhd":
+            fhd = b[0]
+            single = (fhd >> 5) & 1
+            self._checksum = bool((fhd >> 2) & 1)
+            fcs = (single, 2, 4, 8)[fhd >> 6]
+            rest = (0 if single else 1) + (0, 1, 2, 4)[fhd & 3] + fcs
+            if rest:
+                self._state, self._need = "header", rest
+            else:
+                self._state, self._need = "block", 3
+        elif st == "header":
+            self._state, self._need = "block", 3
+        elif st == "block":
+            h = int.from_bytes(b, "little")
+            last, kind, size = h & 1, (h >> 1) & 3, h >> 3
+            if kind == 3:
+                raise OSError("zstd: reserved block type")
+            self._skip = 1 if kind == 1 else size
+            if last:
+                if self._checksum:
+                    self._state, self._need = "checksum", 4
+                else:
+                    self._end_frame()
+        elif st == "checksum":
+            self._end_frame()
+
+    def _end_frame(self) -> None:
+        self.frames += 1
+        self._state, self._need = "magic", 4
+
+    def finish(self) -> None:
+        if self._skip or self._buf or self._state != "magic" or not self.frames:
+            raise OSError("zstd: unexpected end of data (truncated frame)")
+
+
+class _FrameChecked:
+    """The compressed side of a zstd reader: passes ``src`` through
+    ``_ZstdFrames``, which raises at the end of a truncated stream."""
+
+    def __init__(self, src: BinaryIO):
+        self._src = src
+        self._frames = _ZstdFrames()
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._src.read(n)
+        if b:
+            self._frames.feed(b)
+        else:
+            self._frames.finish()
+        return b
+
+    def readable(self) -> bool:
+        return True
+
+
+class _ZstdReader:
+    """Streaming zstd decompression (every frame of the stream, as ``zstd -d``
+    and containerd do; skippable frames are skipped), output bounded by what
+    is asked.  Corrupt or truncated input raises ``OSError`` without errno, as
+    the stdlib decompressors do, so that ``unpack_layer`` reports it as an
+    invalid archive."""
+
+    def __init__(self, src: BinaryIO):
+        import zstandard
+        self._error = zstandard.ZstdError
+        # read_size: what is asked from ``src`` per call (a blob file or a socket)
+        self._r = zstandard.ZstdDecompressor().stream_reader(
+            _FrameChecked(src), read_size=1 << 17, read_across_frames=True, closefd=False)
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            if n is None or n < 0:
+                return self._r.readall()
+            return self._r.read(n)
+        except self._error as e:
+            raise OSError(f"zstd: {e}") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def _zstd_reader(src: BinaryIO) -> BinaryIO:
+    try:
+        return _ZstdReader(src)  # type: ignore[return-value]
+    except ImportError:
+        raise UnsupportedMediaType("zstd-compressed layers need the zstandard package "
+                                   "(pip install zstandard)") from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -462,7 +596,7 @@ class _Extractor:
 
 def unpack_layer(fileobj: BinaryIO, dest: str, *, privileged: bool | None = None
                  ) -> UnpackResult:
-    """Extract a layer (plain tar, gzip, bzip2 or xz) into the directory ``dest``.
+    """Extract a layer (plain tar, gzip, bzip2, xz or zstd) into the directory ``dest``.
 
     ``dest`` should be a fresh, empty directory (the store uses a temporary one
     and renames it into place).  ``privileged`` defaults to ``euid == 0``.

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 apt_pkgs=(busybox-static iproute2 libseccomp2)
 if [ "${1:-}" = "--test" ]; then
-    # runc and crun: peer runtimes for differential tests; docker-registry and
-    # skopeo: a real registry and OCI tool for image tests; iptables: networks
-    apt_pkgs+=(runc crun iptables skopeo docker-registry)
+    # runc and crun: peer runtimes for differential tests; docker-registry,
+    # skopeo and umoci: a real registry and OCI tools for image tests and the
+    # pull benchmark; iptables: networks
+    apt_pkgs+=(runc crun iptables skopeo umoci docker-registry)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

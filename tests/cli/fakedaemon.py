@@ -22,7 +22,7 @@ import urllib.parse
 class Reply:
     def __init__(self, status=200, body=None, ctype="application/json", chunks=None,
                  frames=None, hijack=False, delay=0.0, headers=None, chunk_delay=0.0,
-                 echo_stdin=False):
+                 echo_stdin=False, cut=False):
         self.status = status
         self.body = body
         self.ctype = ctype
@@ -33,6 +33,7 @@ class Reply:
         self.headers = headers or {}
         self.chunk_delay = chunk_delay
         self.echo_stdin = echo_stdin  # hijack: read the client's input to EOF, echo it back
+        self.cut = cut                # chunked: close without the last chunk (a daemon that died)
 
 
 def error(status, message):
@@ -140,6 +141,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         self.wfile.flush()
                     if reply.chunk_delay:
                         time.sleep(reply.chunk_delay)
+                if reply.cut:
+                    self.close_connection = True
+                    return
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):

@@ -560,6 +560,17 @@ def test_pull(cli, fake):
     assert res.returncode == 1 and b"must be lowercase" in res.stderr
 
 
+def test_pull_cut_short_by_a_dying_daemon_is_an_error(cli, fake):
+    # the stream ends without its last chunk: not a success (docker: "unexpected EOF")
+    fake.routes["POST /images/create"] = Reply(cut=True, chunks=[
+        b'{"status":"Pulling from library/busybox","id":"latest"}\n',
+        b'{"status":"Downloading","id":"abc","progressDetail":{"current":1,"total":9}}\n'])
+    res = cli("pull", "busybox")
+    assert res.returncode == 1
+    assert res.stderr.endswith(b"unexpected EOF\n")
+    assert b"docker.io/library/busybox:latest" not in res.stdout
+
+
 def test_import_streams_the_tar(cli, fake, tmp_path):
     tar = tmp_path / "rootfs.tar"
     payload = os.urandom(200000)

@@ -124,3 +124,31 @@ async def test_slow_client_is_dropped(autojump_clock):
         await client.send_all(b"GET /things/a/json HTTP/1.1\r\n")  # never finishes the head
         await trio.sleep(H.HEAD_TIMEOUT + 1)
         assert await client.receive_some(100) == b""  # server closed
+
+
+def test_image_names_span_segments_as_in_dockers_router():
+    r = H.Router(api_version="1.41", min_api_version="1.24")
+    r.add("GET", "/images/json", "list")
+    r.add("GET", "/images/get", "save-many")
+    r.add("GET", "/images/{name:.*}/json", "inspect")
+    r.add("DELETE", "/images/{name:.*}", "delete")
+    r.add("GET", "/containers/{id}/json", "container")
+
+    class Req:
+        def __init__(self, method, path):
+            self.method, self.raw_path = method, path
+
+    def resolve(method, path):
+        req = Req(method, path)
+        return r.resolve(req), req.params
+
+    assert resolve("GET", "/images/json") == ("list", {})
+    assert resolve("GET", "/images/get") == ("save-many", {})
+    assert resolve("GET", "/v1.41/images/localhost:5000/team/app:1/json") == (
+        "inspect", {"name": "localhost:5000/team/app:1"})
+    assert resolve("GET", "/images/a/json/json") == ("inspect", {"name": "a/json"})
+    assert resolve("DELETE", "/images/x/y@sha256:ab") == ("delete", {"name": "x/y@sha256:ab"})
+    # one segment stays one segment
+    with pytest.raises(H.HTTPError) as exc:
+        resolve("GET", "/containers/a/b/json")
+    assert exc.value.status == 404
