@@ -24,6 +24,7 @@ from . import logs as L
 from .events import EVENT_FILTERS, event_matches, parse_time
 from .api_images import get_image
 from .http import Hijack, HTTPError, Response, Router, StreamResponse, json_response, status_for
+from cli.escape import DEFAULT_KEYS, EscapeProxy, KeysError, to_bytes as keys_to_bytes
 
 log = logging.getLogger("trioctr.api")
 
@@ -34,7 +35,7 @@ HOSTCONFIG_SUPPORTED = {"Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuSha
                         "CpuQuota", "CpuPeriod", "AutoRemove", "Runtime", "NetworkMode",
                         "RestartPolicy", "LogConfig", "ReadonlyRootfs", "CapAdd", "CapDrop",
                         "ConsoleSize", "CgroupnsMode", "IpcMode", "Isolation", "ContainerIDFile",
-                        "OomKillDisable", "Init"}
+                        "OomKillDisable", "Init", "Binds", "Mounts", "Tmpfs", "VolumeDriver"}
 # every HostConfig field of API v1.41: one of these that is not supported must
 # hold its default; a field that is not even in the API is ignored (Go's JSON
 # decoding in dockerd ignores unknown fields too)
@@ -190,6 +191,16 @@ def _str_list(obj: Any, what: str) -> list[str] | None:
         if not isinstance(x, str):
             raise HTTPError(400, f"json: cannot unmarshal {_json_type(x)} into {what} of type string")
     return obj
+
+
+def attach_detach_keys(text: str) -> bytes:
+    """The attach's detachKeys -> bytes (b"" = the default); dockerd's 400 if bad."""
+    if not text:
+        return b""
+    try:
+        return keys_to_bytes(text)
+    except KeysError:
+        raise HTTPError(400, f"Invalid detach keys ({text}) provided") from None
 
 
 def make_router(daemon) -> Router:
@@ -353,10 +364,13 @@ def make_router(daemon) -> Router:
     r.add("GET", "/containers/json", list_containers)
 
     async def inspect(req):
+        from .api_exec import running_exec_ids
+
         rec = daemon.find(req.params["id"])
+        live = {"ExecIDs": running_exec_ids(daemon, rec["Id"])}
         if req.q_bool("size"):
-            return json_response({**rec, **await _sizes(daemon, rec)})
-        return json_response(rec)
+            return json_response({**rec, **live, **await _sizes(daemon, rec)})
+        return json_response({**rec, **live})
 
     r.add("GET", "/containers/{id}/json", inspect)
 
@@ -441,7 +455,7 @@ def make_router(daemon) -> Router:
 
     async def delete(req):
         rec = daemon.find(req.params["id"])
-        await remove_container(daemon, rec, force=req.q_bool("force"))
+        await remove_container(daemon, rec, force=req.q_bool("force"), volumes=req.q_bool("v"))
         return Response(204, b"", None)
 
     r.add("DELETE", "/containers/{id}", delete)
@@ -497,9 +511,13 @@ def make_router(daemon) -> Router:
     r.add("GET", "/containers/{id}/logs", logs)
 
     async def attach(req):
+        keys = attach_detach_keys(req.q("detachKeys") or "")  # checked first, as dockerd does
         rec = daemon.find(req.params["id"])
-        if rec["State"]["Status"] == "exited" or rec["State"]["Status"] == "dead":
-            raise HTTPError(409, "You cannot attach to a stopped container, start it first")
+        # dockerd lets a client attach to a stopped container: the streams follow
+        # its next run (`docker start -a` attaches first, then starts); refusing
+        # is the docker CLI's own check for `docker attach`
+        if rec["State"].get("Paused"):
+            raise HTTPError(409, "container is paused, unpause the container before attaching")
         stdout, stderr, stdin = req.q_bool("stdout"), req.q_bool("stderr"), req.q_bool("stdin")
         want_logs, stream = req.q_bool("logs"), req.q_bool("stream")
         stdin = stdin and bool(rec["Config"].get("OpenStdin"))  # else dockerd ignores it
@@ -532,23 +550,39 @@ def make_router(daemon) -> Router:
                     except RemoteError:
                         pass  # the container closed its stdin or is gone
 
+            # with a TTY, dockerd watches stdin for the detach keys (moby/term's
+            # EscapeProxy): a prefix is held back, a broken one passed on, the
+            # whole sequence ends this attach (event `detach`), the container runs on
+            proxy = EscapeProxy(keys or DEFAULT_KEYS) if stdin and tty else None
+
             async def pump_input():
                 # with stdin attached, the client's bytes go to the container in
-                # order; its half-close closes the container's stdin (StdinOnce).
-                # Without, they are read and dropped.
+                # order; its half-close closes the container's stdin (StdinOnce),
+                # except with a TTY: then, as in dockerd, it ends the attach and
+                # the container's stdin stays open.  Without, they are read and dropped.
                 try:
-                    if stdin and leftover:
-                        await forward(leftover, False)
+                    data = leftover
                     while True:
+                        if data and stdin:
+                            detached = False
+                            if proxy is not None:
+                                data, detached = proxy.feed(data)
+                            if data:
+                                await forward(data, False)
+                            if detached:
+                                daemon.events.publish("container", "detach", cid, daemon.event_attrs(rec))
+                                break
                         data = await conn.receive_some(65536)
                         if not data:
+                            if stdin and stdin_once and not tty:
+                                await forward(b"", True)
+                            if not (stdin and tty):
+                                return
                             break
-                        if stdin:
-                            await forward(data, False)
-                    if stdin and stdin_once:
-                        await forward(b"", True)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    gone.set()
+                    pass
+                gone.set()
+                n.cancel_scope.cancel()
 
             async def send(entries):
                 for chunk in L.render(entries, stdout=stdout, stderr=stderr, timestamps=False, tty=tty):
@@ -731,78 +765,36 @@ def make_router(daemon) -> Router:
             item["SizeRootFs"] = item["SizeRw"] + sizes.get(rec.get("Image", ""), 0)
             containers.append(item)
         return json_response({"LayersSize": sum(sizes.values()), "Images": images,
-                              "Containers": containers, "Volumes": [], "BuildCache": []})
+                              "Containers": containers, "BuildCache": [],
+                              "Volumes": await api_volumes.df_volumes(daemon)})
 
     r.add("GET", "/system/df", system_df)
 
-    # -- files: export, archive (docker cp from a container) ---------------------------
-    async def export(req):
-        rec = daemon.find(req.params["id"])
-        root = await trio.to_thread.run_sync(_open_container_root, rec, "export")
-        return StreamResponse(_ThreadStream(_export_tar(root), root.close), 200, "application/x-tar")
+    from . import api_files, api_images, api_volumes
 
-    r.add("GET", "/containers/{id}/export", export)
-
-    async def archive(req):
-        ref = req.params["id"]
-        rec = daemon.find(ref)
-        path = req.q("path") or ""
-        if not path:
-            raise HTTPError(400, "Path cannot be empty")
-        root = await trio.to_thread.run_sync(_open_container_root, rec, "copy files from")
-        try:
-            target = await trio.to_thread.run_sync(_locate, root, path)
-        except FileNotFoundError:
-            root.close()
-            raise HTTPError(404, f"Could not find the file {path} in container {ref}") from None
-        except OSError as exc:
-            root.close()
-            raise HTTPError(400, f"{path}: {exc.strerror or exc}") from None
-        stat_header = ("X-Docker-Container-Path-Stat", target.stat_header())
-        if req.method == "HEAD":
-            target.close()
-            root.close()
-            return Response(200, b"", "application/json", [stat_header])
-
-        def release():
-            target.close()
-            root.close()
-
-        return StreamResponse(_ThreadStream(_archive_tar(root, target), release), 200,
-                              "application/x-tar", [stat_header])
-
-    r.add("GET", "/containers/{id}/archive", archive)
-
-    from . import api_images
-
+    api_files.add_routes(r, daemon)
     api_images.add_routes(r, daemon)
+    api_volumes.add_routes(r, daemon)
+
+    from . import api_exec
+
+    api_exec.add_routes(r, daemon)
 
     # -- not there yet -----------------------------------------------------------
     async def not_yet(req):
         area = req.path.strip("/").split("/")[0]
         raise HTTPError(501, f"{req.method} {req.path}: {area} are not implemented in trioctr yet")
 
-    # no networks or volumes exist yet: looking one up finds nothing (so that
+    # no networks exist yet: looking one up finds nothing (so that
     # `docker inspect NAME`, which tries every kind of object, says "No such object")
     async def network_inspect(req):
         raise HTTPError(404, f"network {req.params['id']} not found")
 
-    async def volume_inspect(req):
-        raise HTTPError(404, f"get {req.params['id']}: no such volume")
-
     r.add("GET", "/networks/{id}", network_inspect)
-    r.add("GET", "/volumes/{id}", volume_inspect)
 
     for method, pattern in (
         ("GET", "/networks"), ("POST", "/networks/create"),
         ("DELETE", "/networks/{id}"), ("POST", "/networks/prune"),
-        ("GET", "/volumes"), ("POST", "/volumes/create"),
-        ("DELETE", "/volumes/{id}"), ("POST", "/volumes/prune"),
-        ("POST", "/containers/{id}/exec"), ("POST", "/exec/{id}/start"), ("GET", "/exec/{id}/json"),
-        ("POST", "/exec/{id}/resize"),
-        ("POST", "/containers/{id}/pause"), ("POST", "/containers/{id}/unpause"),
-        ("POST", "/containers/{id}/update"),
-        ("PUT", "/containers/{id}/archive"), ("GET", "/containers/{id}/changes"),
         ("POST", "/build"),
     ):
         r.add(method, pattern, not_yet)
@@ -840,7 +832,7 @@ async def create_container(daemon, body: dict, name: str) -> dict:
             continue  # -1 is the clients' "unset"
         if key not in HOSTCONFIG_SUPPORTED and key in HOSTCONFIG_KNOWN and not _empty(value):
             raise HTTPError(400, f"HostConfig.{key} is not supported by trioctr yet")
-    for key in ("Volumes", "MacAddress", "Healthcheck", "OnBuild", "Shell"):
+    for key in ("MacAddress", "Healthcheck", "OnBuild", "Shell"):
         if not _empty(cfg_in.get(key)):
             raise HTTPError(400, f"Config.{key} is not supported by trioctr yet")
     rp = _expect(hc.get("RestartPolicy"), dict, "RestartPolicy")
@@ -914,9 +906,13 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     user_cfg = {"Cmd": cmd, "Entrypoint": entrypoint, "Env": env, "Labels": labels,
                 "WorkingDir": wd, "User": cfg_in.get("User") or "",
                 "StopSignal": cfg_in.get("StopSignal") or "",
-                "ExposedPorts": cfg_in.get("ExposedPorts") or None}
+                "ExposedPorts": cfg_in.get("ExposedPorts") or None,
+                "Volumes": cfg_in.get("Volumes") or None}
     merged = merge_config(user_cfg, image.config or {})  # Docker's merge; "No command specified"
     argv = list(merged.get("Entrypoint") or []) + list(merged.get("Cmd") or [])
+    from . import api_volumes
+
+    mount_points = api_volumes.plan(hc, merged.get("Volumes"))  # 400s before anything is made
     if hc.get("CapAdd") or hc.get("CapDrop"):
         from oci.spec import capabilities
 
@@ -936,7 +932,8 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         "AttachStdout": bool(cfg_in.get("AttachStdout")),
         "AttachStderr": bool(cfg_in.get("AttachStderr")), "Tty": bool(cfg_in.get("Tty")),
         "OpenStdin": bool(cfg_in.get("OpenStdin")), "StdinOnce": bool(cfg_in.get("StdinOnce")), "Env": merged.get("Env") or [], "Cmd": merged.get("Cmd"),
-        "Image": image_ref, "Volumes": None, "WorkingDir": merged.get("WorkingDir") or "",
+        "Image": image_ref, "Volumes": merged.get("Volumes") or None,
+        "WorkingDir": merged.get("WorkingDir") or "",
         "Entrypoint": merged.get("Entrypoint"), "OnBuild": None, "Labels": merged.get("Labels") or {},
     }
     if merged.get("StopSignal"):
@@ -947,7 +944,7 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     if merged.get("ExposedPorts"):
         cfg["ExposedPorts"] = merged["ExposedPorts"]
     host_config = {
-        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+        "Binds": hc.get("Binds") or None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": nm, "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": bool(hc.get("AutoRemove")), "VolumeDriver": "", "VolumesFrom": None,
         "CapAdd": hc.get("CapAdd"), "CapDrop": hc.get("CapDrop"), "CgroupnsMode": "private",
@@ -961,6 +958,9 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         "MemorySwap": swap, "PidsLimit": hc.get("PidsLimit") or None, "OomKillDisable": False,
         "MaskedPaths": None, "ReadonlyPaths": None,
     }
+    for key in ("Mounts", "Tmpfs"):  # omitempty in dockerd
+        if hc.get(key):
+            host_config[key] = hc[key]
     now = time.time_ns()
     rec = {
         "Id": cid, "Created": C.rfc3339nano(now), "Path": argv[0], "Args": argv[1:],
@@ -980,6 +980,9 @@ async def create_container(daemon, body: dict, name: str) -> dict:
     # claim the name before any await: two racing creates cannot both win
     daemon.names[full_name] = cid
     try:
+        if mount_points:
+            layers = await trio.to_thread.run_sync(daemon.images.layer_dirs, image)
+            await api_volumes.attach(daemon, rec, mount_points, layers)
         os.makedirs(os.path.join(d, "rootfs", "upper"), mode=0o755)
         os.makedirs(os.path.join(d, "rootfs", "work"), mode=0o700)
         _write_etc_files(rec)
@@ -989,7 +992,12 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         daemon.names.pop(full_name, None)
         daemon.records.pop(cid, None)
         shutil.rmtree(d, ignore_errors=True)
+        with trio.CancelScope(shield=True):
+            api_volumes.release_holds(daemon, cid)
+            await api_volumes.remove_anonymous(daemon, rec)
         raise
+    finally:
+        api_volumes.release_holds(daemon, cid)
     daemon.events.publish("container", "create", cid, daemon.event_attrs(rec))
     return rec
 
@@ -1023,12 +1031,13 @@ def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
     """The OCI runtime config for a container record (its Config is already
     merged with the image's, so the image config given to the builder is it)."""
     from oci.spec import ContainerSpecInput, build_spec
+    from .volumes import oci_mounts
 
     cfg, hc = rec["Config"], rec["HostConfig"]
     namespaces = None
     if hc.get("NetworkMode") == "host":
         namespaces = {"mount": "", "uts": "", "pid": "", "ipc": "", "cgroup": ""}
-    return build_spec(ContainerSpecInput(
+    spec = build_spec(ContainerSpecInput(
         container_id=rec["Id"], image_config={"config": cfg}, user=cfg.get("User") or "",
         hostname=cfg.get("Hostname") or "", domainname=cfg.get("Domainname") or "",
         readonly_rootfs=bool(hc.get("ReadonlyRootfs")), layer_dirs=layers,
@@ -1037,10 +1046,15 @@ def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
         pids_limit=hc.get("PidsLimit"), nano_cpus=hc.get("NanoCpus") or 0,
         cpu_shares=hc.get("CpuShares") or 0, cpu_quota=hc.get("CpuQuota") or 0,
         cpu_period=hc.get("CpuPeriod") or 0, cgroup_parent=cgroup_parent,
+        memory_reservation=hc.get("MemoryReservation") or 0,
+        cpuset_cpus=hc.get("CpusetCpus") or "", cpuset_mems=hc.get("CpusetMems") or "",
         cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
         hostname_path=rec["HostnamePath"], hosts_path=rec["HostsPath"],
         resolv_conf_path=rec["ResolvConfPath"], namespaces=namespaces,
-        labels=dict(cfg.get("Labels") or {})))
+        labels=dict(cfg.get("Labels") or {}), mounts=oci_mounts(rec)))
+    if hc.get("BlkioWeight"):  # set by an update
+        spec["linux"].setdefault("resources", {})["blockIO"] = {"weight": int(hc["BlkioWeight"])}
+    return spec
 
 
 async def start_container(daemon, rec: dict) -> None:
@@ -1096,7 +1110,7 @@ def _link_broke(exc: RemoteError) -> bool:
     return exc.code is ErrorCode.UNAVAILABLE
 
 
-SUP_ATTEMPTS = 3  # a request survives this many supervisor deaths in a row
+SUP_ATTEMPTS = 8  # a request survives this many supervisor deaths in a row
 
 
 async def _link_settled(daemon, timeout: float = 5.0) -> None:
@@ -1180,7 +1194,15 @@ async def _start_task(daemon, cid: str):
         try:
             return await daemon.sup_request(sup.StartTask(container_id=cid))
         except RemoteError as exc:
-            if not _link_broke(exc) or attempt == SUP_ATTEMPTS - 1:
+            if not _link_broke(exc):
+                # the first start may have gone through after all (the shim
+                # finishes a runtime command whoever is listening): then this
+                # one is refused as a second start, and the task is running
+                task = await _find_task(daemon, cid)
+                if task is not None and task.status in ("running", "stopped"):
+                    return task
+                raise
+            if attempt == SUP_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
@@ -1230,12 +1252,21 @@ async def kill_container(daemon, rec: dict, sig: int) -> None:
     if not rec["State"]["Running"]:
         raise HTTPError(409, f"Container {cid} is not running")
     daemon.events.publish("container", "kill", cid, daemon.event_attrs(rec, signal=str(sig)))
+    paused = bool(rec["State"].get("Paused"))
     try:
         await sup_call(daemon, sup.KillTask(container_id=cid, signal=sig, all=False))
     except RemoteError as exc:
         if exc.code in (ErrorCode.NOT_FOUND, ErrorCode.FAILED_PRECONDITION):
             raise HTTPError(409, f"Container {cid} is not running") from None
         raise
+    if paused:
+        # as dockerd: the signal is delivered once the container is thawed
+        from .api_exec import unpause_container
+
+        try:
+            await unpause_container(daemon, rec, quiet=True)
+        except HTTPError as exc:
+            log.warning("could not unpause %s after kill: %s", cid[:12], exc.message)
 
 
 async def _wait_not_running(daemon, cid: str, timeout: float | None) -> bool:
@@ -1271,7 +1302,8 @@ async def stop_container(daemon, rec: dict, t: int | None, sig: int | None) -> N
     daemon.events.publish("container", "stop", cid, daemon.event_attrs(rec))
 
 
-async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False) -> None:
+async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False,
+                           volumes: bool = False) -> None:
     cid = rec["Id"]
     if rec["State"]["Running"]:
         if not force:
@@ -1296,11 +1328,18 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
                     raise HTTPError(409, f"container {cid} is still running") from None
         daemon.removed_exit[cid] = rec["State"].get("ExitCode", 0)
         daemon.records.pop(cid, None)
+        from .api_exec import forget_execs
+
+        forget_execs(daemon, cid)
         if daemon.names.get(rec["Name"]) == cid:
             daemon.names.pop(rec["Name"], None)
         await trio.to_thread.run_sync(shutil.rmtree, daemon.container_dir(cid), True)
     daemon.events.publish("container", "destroy", cid, daemon.event_attrs(rec))
     daemon.notify(cid)
+    if volumes or auto:  # `rm -v`, and --rm as dockerd's autoremove: the anonymous volumes
+        from .api_volumes import remove_anonymous
+
+        await remove_anonymous(daemon, rec)
 
 
 # -- top and stats: /proc and the container's cgroup ---------------------------------
@@ -1560,377 +1599,3 @@ def _prune_until(values: list[str]) -> float | None:
     if t:
         return t
     raise C.ContainerError(f"invalid until filter value: {v}")
-
-
-# -- reading a running container's files ----------------------------------------------
-# The rootfs of a container exists only in its shim's private mount namespace;
-# /proc/<init pid>/root reaches it.  The kernel would resolve absolute symlinks
-# and '..' met under that path against the *daemon's* root, so nothing is ever
-# opened by path: every lookup walks one component at a time from a descriptor
-# (O_PATH | O_NOFOLLOW), with '..' clamped at the container's root and symlinks
-# read and interpreted relative to it (as runc's and dockerd's FollowSymlinkInScope).
-MAX_SYMLINKS = 40
-PSEUDO_FS = {"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
-             "securityfs", "bpf", "configfs", "fusectl", "pstore", "hugetlbfs", "binfmt_misc"}
-_O_PATH = getattr(os, "O_PATH", 0o10000000)
-
-
-class _ContainerRoot:
-    def __init__(self, fd: int, mounts: dict[str, str]):
-        self.fd = fd
-        self.mounts = mounts  # mount point (container path) -> filesystem type
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _unescape_mountinfo(field: str) -> str:
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _parse_mounts(mountinfo: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5:
-            continue
-        out[_unescape_mountinfo(fields[4])] = right.split()[0] if right.split() else ""
-    return out
-
-
-def _open_container_root(rec: dict, what: str) -> _ContainerRoot:
-    cid = rec["Id"]
-    not_running = HTTPError(409, f"Container {cid} is not running: trioctr can {what} a running "
-                                 "container only, for now")
-    pid = rec["State"].get("Pid") or 0
-    if not rec["State"]["Running"] or pid <= 0:
-        raise not_running
-    try:
-        fd = os.open(f"/proc/{pid}/root", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        raise not_running from None
-    try:
-        # the pid is still this container's init, not a recycled one
-        with open(f"/proc/{pid}/cgroup") as f:
-            if cid not in f.read():
-                raise not_running
-        with open(f"/proc/{pid}/mountinfo") as f:
-            mounts = _parse_mounts(f.read())
-    except OSError:
-        os.close(fd)
-        raise not_running from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return _ContainerRoot(fd, mounts)
-
-
-def _resolve(root_fd: int, path: str) -> tuple[int, list[str]]:
-    """An O_PATH descriptor of the directory or file at ``path`` inside the
-    root, following every symlink in scope; and the resolved components."""
-    import errno
-    import stat as st_
-
-    queue = [p for p in reversed(path.split("/")) if p and p != "."]
-    fds: list[int] = []
-    names: list[str] = []
-    links = 0
-    try:
-        while queue:
-            comp = queue.pop()
-            if comp == "..":
-                if fds:
-                    os.close(fds.pop())
-                    names.pop()
-                continue
-            cur = fds[-1] if fds else root_fd
-            st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
-            if st_.S_ISLNK(st.st_mode):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-                target = os.readlink(comp, dir_fd=cur)
-                if target.startswith("/"):
-                    for fd in fds:
-                        os.close(fd)
-                    fds.clear()
-                    names.clear()
-                queue.extend(p for p in reversed(target.split("/")) if p and p != ".")
-                continue
-            if queue and not st_.S_ISDIR(st.st_mode):
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
-            fds.append(os.open(comp, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur))
-            names.append(comp)
-        result = fds.pop() if fds else os.open(".", _O_PATH | os.O_CLOEXEC, dir_fd=root_fd)
-        return result, names
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _go_base(p: str) -> str:
-    """Go's filepath.Base."""
-    if p == "":
-        return "."
-    p = p.rstrip("/")
-    if p == "":
-        return "/"
-    return p.rsplit("/", 1)[-1]
-
-
-class _Target:
-    """The object a `docker cp` asks for: an O_PATH descriptor (the last
-    component not followed), its stat, its container path and archive name."""
-
-    def __init__(self, fd: int, st: os.stat_result, cpath: str, name: str, link_target: str):
-        self.fd, self.st, self.cpath, self.name, self.link_target = fd, st, cpath, name, link_target
-
-    def stat_header(self) -> str:
-        import base64
-
-        return base64.b64encode(json.dumps(C.path_stat(self.name, self.st, self.link_target)).encode()).decode()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def _locate(root: _ContainerRoot, path: str) -> _Target:
-    """dockerd's ResolvePath + StatPath: the directory part is resolved in the
-    container's scope, the last component is not followed."""
-    import posixpath
-    import stat as st_
-
-    abs_path = "/" + posixpath.normpath("/" + path).lstrip("/")
-    if abs_path != "/" and (path.endswith("/.") or path == "."):
-        abs_path += "/."  # "dir/." : the directory's contents (Docker keeps this)
-    elif abs_path != "/" and path.endswith("/"):
-        abs_path += "/"
-    name = _go_base(abs_path)
-    if abs_path == "/" or abs_path.endswith("/") or abs_path.endswith("/."):
-        parent, base = abs_path, ""  # a trailing separator follows the last link too
-    else:
-        parent, base = posixpath.split(abs_path)
-    dfd, names = _resolve(root.fd, parent)
-    try:
-        if not base:
-            st = os.stat(dfd)
-            return _Target(os.dup(dfd), st, "/" + "/".join(names), name, "")
-        st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
-        fd = os.open(base, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-        cpath = "/" + "/".join(names + [base])
-        link_target = ""
-        if st_.S_ISLNK(st.st_mode):
-            try:
-                lfd, lnames = _resolve(root.fd, cpath)
-                os.close(lfd)
-                link_target = "/" + "/".join(lnames)
-            except OSError:
-                link_target = os.readlink(base, dir_fd=dfd)
-        return _Target(fd, st, cpath, name, link_target)
-    finally:
-        os.close(dfd)
-
-
-def _tarinfo(name: str, st: os.stat_result, link: str = ""):
-    import stat as st_
-    import tarfile
-
-    ti = tarfile.TarInfo(name)
-    ti.mode = st_.S_IMODE(st.st_mode)
-    ti.uid, ti.gid = st.st_uid, st.st_gid
-    ti.mtime = int(st.st_mtime)
-    ti.uname = ti.gname = ""
-    if st_.S_ISREG(st.st_mode):
-        ti.type, ti.size = tarfile.REGTYPE, st.st_size
-    elif st_.S_ISDIR(st.st_mode):
-        ti.type = tarfile.DIRTYPE
-        if not ti.name.endswith("/"):
-            ti.name += "/"
-    elif st_.S_ISLNK(st.st_mode):
-        ti.type, ti.linkname = tarfile.SYMTYPE, link
-    elif st_.S_ISCHR(st.st_mode) or st_.S_ISBLK(st.st_mode):
-        ti.type = tarfile.CHRTYPE if st_.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-    elif st_.S_ISFIFO(st.st_mode):
-        ti.type = tarfile.FIFOTYPE
-    else:
-        return None  # sockets are not archived (as Go's archive/tar)
-    return ti
-
-
-def _header(ti) -> bytes:
-    import tarfile
-
-    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-
-def _file_blocks(fd: int, size: int):
-    """Exactly ``size`` bytes of an open file (zero-padded if it shrank,
-    cut if it grew), padded to the tar block."""
-    left = size
-    while left > 0:
-        data = os.read(fd, min(left, 1 << 20))
-        if not data:
-            break
-        left -= len(data)
-        yield data
-    if left > 0:
-        yield b"\0" * left
-    if size % 512:
-        yield b"\0" * (512 - size % 512)
-
-
-def _tar_tree(root: _ContainerRoot, fd: int, cpath: str, arcname: str, *, export: bool):
-    """Tar entries for the object open at ``fd`` (O_PATH, not followed) and
-    everything under it, without crossing into pseudo filesystems (nor, for
-    export, into any mount: mounts are not part of the container's layers)."""
-    import stat as st_
-
-    hardlinks: dict[tuple[int, int], str] = {}
-
-    def entry(parent_fd: int | None, name: str, st: os.stat_result, cp: str, arc: str):
-        link = ""
-        if st_.S_ISLNK(st.st_mode):
-            # readlinkat(fd, "") reads the link an O_PATH descriptor refers to
-            link = os.readlink(name, dir_fd=parent_fd if parent_fd is not None else fd)
-        ti = _tarinfo(arc, st, link)
-        if ti is None:
-            return
-        is_mount = cp in root.mounts and cp != "/"
-        if st_.S_ISREG(st.st_mode) and export and is_mount:
-            ti.size = 0  # a bind-mounted file (/etc/hosts ...): not part of the container
-        if st_.S_ISREG(st.st_mode) and st.st_nlink > 1 and ti.size:
-            key = (st.st_dev, st.st_ino)
-            if key in hardlinks:
-                import tarfile
-
-                ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, hardlinks[key], 0
-            else:
-                hardlinks[key] = arc
-        if st_.S_ISREG(st.st_mode) and ti.size:
-            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
-            try:
-                # by name under its directory, never following; or the very file
-                # the O_PATH descriptor holds (reopened through /proc/self/fd)
-                rfd = os.open(name, flags | os.O_NOFOLLOW, dir_fd=parent_fd) if parent_fd is not None \
-                    else os.open(f"/proc/self/fd/{fd}", flags)
-            except OSError:
-                return  # gone or replaced meanwhile
-            try:
-                if not st_.S_ISREG(os.fstat(rfd).st_mode):
-                    return
-                yield _header(ti)
-                yield from _file_blocks(rfd, ti.size)
-            finally:
-                os.close(rfd)
-            return
-        yield _header(ti)
-
-    def descend(cp: str) -> bool:
-        fstype = root.mounts.get(cp)
-        if fstype is None or cp == "/":
-            return True
-        return not export and fstype not in PSEUDO_FS
-
-    st = os.stat(fd)  # the O_PATH descriptor itself (lstat of the object)
-    if arcname:
-        yield from entry(None, "", st, cpath, arcname)
-    if not st_.S_ISDIR(st.st_mode) or not descend(cpath):
-        return
-    # an explicit stack (no recursion limit): (directory fd, sorted names, cpath, arc prefix)
-    stack = []
-    try:
-        dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        stack.append((dfd, iter(sorted(os.listdir(dfd))), cpath, arcname))
-        while stack:
-            dfd, names, cp, arc = stack[-1]
-            name = next(names, None)
-            if name is None:
-                os.close(dfd)
-                stack.pop()
-                continue
-            child_cp = cp.rstrip("/") + "/" + name
-            child_arc = f"{arc.rstrip('/')}/{name}" if arc else name
-            try:
-                cst = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            except OSError:
-                continue
-            yield from entry(dfd, name, cst, child_cp, child_arc)
-            if st_.S_ISDIR(cst.st_mode) and descend(child_cp):
-                try:
-                    cfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-                except OSError:
-                    continue
-                try:
-                    listing = iter(sorted(os.listdir(cfd)))
-                except OSError:
-                    os.close(cfd)
-                    continue
-                stack.append((cfd, listing, child_cp, child_arc))
-    finally:
-        for item in stack:
-            os.close(item[0])
-
-
-def _export_tar(root: _ContainerRoot):
-    fd = os.open(".", _O_PATH | os.O_CLOEXEC, dir_fd=root.fd)
-    try:
-        yield from _tar_tree(root, fd, "/", "", export=True)
-        yield b"\0" * 1024
-    finally:
-        os.close(fd)
-
-
-def _archive_tar(root: _ContainerRoot, target: _Target):
-    yield from _tar_tree(root, target.fd, target.cpath, target.name, export=False)
-    yield b"\0" * 1024
-
-
-def _take(gen, limit: int = 1 << 20) -> bytes:
-    parts, n = [], 0
-    for chunk in gen:
-        parts.append(chunk)
-        n += len(chunk)
-        if n >= limit:
-            break
-    return b"".join(parts)
-
-
-class _ThreadStream:
-    """An async iterator over a blocking generator, run in worker threads in
-    batches of about 1 MiB; aclose() always releases what it holds, even when
-    the stream never started."""
-
-    def __init__(self, gen, cleanup=None):
-        self._gen = gen
-        self._cleanup = cleanup
-        self._done = False
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._done:
-            raise StopAsyncIteration
-        chunk = await trio.to_thread.run_sync(_take, self._gen)
-        if not chunk:
-            await self.aclose()
-            raise StopAsyncIteration
-        return chunk
-
-    async def aclose(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        try:
-            self._gen.close()
-        finally:
-            if self._cleanup is not None:
-                self._cleanup()

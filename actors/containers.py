@@ -167,7 +167,7 @@ def summary(rec: dict, now: float | None = None) -> dict[str, Any]:
         "Status": status_text(rec["State"], now),
         "HostConfig": {"NetworkMode": hc.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": [dict(m) for m in rec.get("Mounts") or []],
     }
 
 

@@ -89,6 +89,8 @@ class Daemon:
         self.changed: dict[str, trio.Event] = {}
         self.exit_seq: dict[str, int] = {}  # exits seen per container (wait next-exit)
         self.removed_exit: dict[str, int] = {}  # exit code of removed containers (wait removed)
+        # exec instances by id (api_exec.ExecInstance), in memory only as in dockerd
+        self.execs: dict[str, object] = {}
         self.sup_link: Link | None = None
         self.sup_ready = trio.Event()
         self.sup_restarts = 0
@@ -223,14 +225,35 @@ class Daemon:
                         error="container lost while the engine was down", ack=False))
                 elif task.status == "stopped":
                     self.nursery.start_soon(self._on_exit, cid, task.exit_status, task.exited_at)
-                elif task.pid and task.pid != rec["State"]["Pid"]:
-                    rec["State"]["Pid"] = task.pid
-                    self._save(rec)
+                else:
+                    st = rec["State"]
+                    changed = False
+                    if task.pid and task.pid != st["Pid"]:
+                        st["Pid"] = task.pid
+                        changed = True
+                    # the shim knows whether it is frozen (a pause or unpause may
+                    # have happened while the record was being written)
+                    paused = task.status == "paused"
+                    if task.status in ("running", "paused") and bool(st.get("Paused")) != paused:
+                        st.update(Paused=paused, Status="paused" if paused else "running")
+                        changed = True
+                    if changed:
+                        self._save(rec)
         for cid, task in tasks.items():
+            for eid in task.exec_ids:
+                if eid not in self.execs:
+                    # an exec of an earlier daemon: nobody will read it again
+                    self.nursery.start_soon(self._orphan_exec, cid, eid)
             if cid not in self.records:
                 # a task with no record (its container was removed while we were
                 # down, or it never got one): stop it and let it go
                 self.nursery.start_soon(self._reap_orphan_task, cid, task.status)
+
+    async def _orphan_exec(self, cid: str, eid: str) -> None:
+        try:
+            await self.sup_request(sup.DeleteExec(container_id=cid, exec_id=eid, orphan=True), timeout=10)
+        except RemoteError as exc:
+            log.warning("could not let go of exec %s of %s: %s", eid[:12], cid[:12], exc)
 
     async def _reap_orphan_task(self, cid: str, status: str) -> None:
         try:

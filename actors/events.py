@@ -36,6 +36,11 @@ class EventBus:
         self.buffer = subscriber_buffer
         self.recent: collections.deque[EngineEvent] = collections.deque(maxlen=max_events)
         self._subs: dict[trio.MemoryReceiveChannel, trio.MemorySendChannel] = {}
+        # (type, action) -> functions of the actor id, called just before / just
+        # after such an event is published (events that go with it, in order:
+        # a volume's mount before its container's start, its unmount after die)
+        self._before: dict[tuple[str, str], list] = {}
+        self._after: dict[tuple[str, str], list] = {}
         self._lines = 0
         self._fd = -1
         if journal_path:
@@ -86,8 +91,25 @@ class EventBus:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._lines = len(keep)
 
+    def around(self, type_: str, action: str, *, before=None, after=None) -> None:
+        """Call ``before(actor_id)`` / ``after(actor_id)`` around every
+        (``type_``, ``action``) event; they may publish events themselves."""
+        if before is not None:
+            self._before.setdefault((type_, action), []).append(before)
+        if after is not None:
+            self._after.setdefault((type_, action), []).append(after)
+
     def publish(self, type_: str, action: str, actor_id: str,
                 attributes: dict[str, str] | None = None) -> EngineEvent:
+        for hook in self._before.get((type_, action), ()):
+            hook(actor_id)
+        ev = self._publish(type_, action, actor_id, attributes)
+        for hook in self._after.get((type_, action), ()):
+            hook(actor_id)
+        return ev
+
+    def _publish(self, type_: str, action: str, actor_id: str,
+                 attributes: dict[str, str] | None) -> EngineEvent:
         now = time.time_ns()
         if self.recent and now <= self.recent[-1].time_nano:
             now = self.recent[-1].time_nano + 1  # strictly increasing: since/until stay exact

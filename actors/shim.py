@@ -45,6 +45,7 @@ from messages.wire import FrameDecoder
 
 from .containers import rfc3339nano
 
+
 log = logging.getLogger("trioctr.shim")
 
 # -- files in the shim directory ------------------------------------------
@@ -54,6 +55,8 @@ PID_FILE = "shim.pid"
 INIT_PID = "init.pid"
 EXIT_JSON = "exit.json"
 LOG = "shim.log"
+# our own runtime's commands that the shim calls in-process (no fork, no hooks)
+IN_PROCESS_COMMANDS = frozenset({"start", "kill", "delete", "pause", "resume", "update"})
 BUNDLE = "bundle"
 
 
@@ -74,6 +77,7 @@ class Status(str, enum.Enum):
     NEW = "new"
     CREATED = "created"
     RUNNING = "running"
+    PAUSED = "paused"
     STOPPED = "stopped"
     DELETED = "deleted"
 
@@ -112,12 +116,90 @@ class TaskState:
         self.status, self.exit_status, self.exited_at = Status.STOPPED, status, at_ns
 
     def check_kill(self) -> None:
-        if self.status not in (Status.CREATED, Status.RUNNING):
+        if self.status not in (Status.CREATED, Status.RUNNING, Status.PAUSED):
             raise StateError(f"cannot kill task in {self.status.value} state")
 
     def check_delete(self) -> None:
-        if self.status in (Status.CREATED, Status.RUNNING):
+        if self.status in (Status.CREATED, Status.RUNNING, Status.PAUSED):
             raise StateError(f"cannot delete task in {self.status.value} state")
+
+    def check_pause(self) -> None:
+        if self.status is not Status.RUNNING:
+            raise StateError(f"cannot pause task in {self.status.value} state")
+
+    def paused(self) -> None:
+        if self.status is Status.RUNNING:
+            self.status = Status.PAUSED
+
+    def check_resume(self) -> None:
+        if self.status is not Status.PAUSED:
+            raise StateError(f"cannot resume task in {self.status.value} state")
+
+    def resumed(self) -> None:
+        if self.status is Status.PAUSED:
+            self.status = Status.RUNNING
+
+    def check_exec(self) -> None:
+        if self.status is not Status.RUNNING:
+            raise StateError(f"cannot exec in a {self.status.value} task")
+
+    def check_update(self) -> None:
+        if self.status not in (Status.CREATED, Status.RUNNING, Status.PAUSED):
+            raise StateError(f"cannot update task in {self.status.value} state")
+
+
+EXEC_BUFFER = 1 << 20  # output kept per exec until read; then the process waits
+EXEC_READ_MAX = 4 << 20  # bytes in one ExecOutput reply, at most
+EXEC_POLL = 20.0  # a read with nothing to say is answered after this long
+EXEC_MAX = 1024  # execs a shim keeps at once
+EXEC_DRAIN = 2.0  # after an exec exited, how long its output may stay open (background children)
+
+
+class OutputBuffer:
+    """An exec's output as one byte sequence across stdout and stderr, kept
+    from the last acknowledged offset on: a reader that asks again for the
+    same offset (its supervisor died in between) gets the same bytes."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, int, bytes]] = []  # (offset, stream, data)
+        self.end = 0  # the offset after the last byte
+        self.acked = 0
+
+    def add(self, stream: int, data: bytes) -> None:
+        if data:
+            self.chunks.append((self.end, stream, data))
+            self.end += len(data)
+
+    def ack(self, offset: int) -> None:
+        """Everything before ``offset`` was delivered: forget it."""
+        offset = min(max(offset, self.acked), self.end)
+        self.acked = offset
+        while self.chunks and self.chunks[0][0] + len(self.chunks[0][2]) <= offset:
+            self.chunks.pop(0)
+
+    @property
+    def pending(self) -> int:
+        return self.end - self.acked
+
+    def take(self, offset: int, max_bytes: int) -> tuple[list[tuple[int, bytes]], int]:
+        """Chunks from ``offset`` on, at most ``max_bytes``, and the offset after them."""
+        out: list[tuple[int, bytes]] = []
+        pos = max(offset, self.acked)
+        size = 0
+        for start, stream, data in self.chunks:
+            if start + len(data) <= pos:
+                continue
+            piece = data[pos - start:] if start < pos else data
+            piece = piece[:max_bytes - size]
+            if not piece:
+                break
+            if out and out[-1][0] == stream:
+                out[-1] = (stream, out[-1][1] + piece)
+            else:
+                out.append((stream, piece))
+            size += len(piece)
+            pos += len(piece)
+        return out, pos
 
 
 def wait_status_to_exit_code(status: int) -> int:
@@ -238,6 +320,8 @@ def cmd_zygote() -> int:
     start-up.  It ends with its parent, the supervisor (EOF on stdin; not
     PR_SET_PDEATHSIG, which follows the forking thread, and trio forks from
     worker threads); the shims it made live on."""
+    from . import runtime  # noqa: F401 - imported once here: shims call it in-process
+
     for line in sys.stdin.buffer:
         shim_dir = line.decode(errors="replace").strip()
         if not shim_dir or not os.path.isabs(shim_dir) or not os.path.isdir(shim_dir):
@@ -323,6 +407,7 @@ class Reaper:
 
 class ShimService:
     def __init__(self, shim_dir: str, cfg: ShimConfig):
+        self.execs: dict[str, ExecProc] = {}
         self.dir = shim_dir
         self.cfg = cfg
         self.bundle = os.path.join(shim_dir, BUNDLE)
@@ -339,6 +424,7 @@ class ShimService:
         self.master = -1  # the pty master, for containers with a TTY
         self._console_ready = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._has_hooks: bool | None = None  # read from the bundle at the first runtime call
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
         try:
@@ -369,10 +455,13 @@ class ShimService:
             os.close(ready_fd)
             await self.done.wait()
             nursery.cancel_scope.cancel()
-        try:
-            os.unlink(sock_path)
-        except OSError:
-            pass
+        if self.task.status is not Status.DELETED:
+            # (after a delete our directory is gone already, and the path may
+            # belong to the next shim of the same container by now)
+            try:
+                os.unlink(sock_path)
+            except OSError:
+                pass
 
     async def _accept(self, listener) -> None:
         async with trio.open_nursery() as nursery:
@@ -415,6 +504,26 @@ class ShimService:
                 return self._resize(msg.height, msg.width)
             if isinstance(msg, sh.ShimDelete):
                 return await self._delete()
+            if isinstance(msg, sh.ShimExec):
+                return await self._exec(msg)
+            if isinstance(msg, sh.ShimExecRead):
+                return await self._exec_read(msg.exec_id, msg.offset, msg.max_bytes)
+            if isinstance(msg, sh.ShimExecStdin):
+                return await self._exec_stdin(msg)
+            if isinstance(msg, sh.ShimExecResize):
+                ex = self._get_exec(msg.exec_id)
+                if ex.master < 0:
+                    raise RemoteError(ErrorCode.FAILED_PRECONDITION, "the exec has no TTY")
+                _set_winsize(ex.master, msg.height, msg.width)
+                return Ok()
+            if isinstance(msg, sh.ShimExecDelete):
+                return self._exec_delete(msg.exec_id, msg.orphan)
+            if isinstance(msg, sh.ShimPause):
+                return await self._pause()
+            if isinstance(msg, sh.ShimResume):
+                return await self._resume()
+            if isinstance(msg, sh.ShimUpdate):
+                return await self._update(msg.resources)
         except StateError as exc:
             raise RemoteError(ErrorCode.FAILED_PRECONDITION, str(exc)) from None
         raise RemoteError(ErrorCode.UNIMPLEMENTED, f"shim does not handle {type(msg).TYPE}")
@@ -422,11 +531,12 @@ class ShimService:
     def _info(self) -> sup.TaskInfo:
         t = self.task
         return sup.TaskInfo(container_id=self.cfg.id, pid=t.pid, status=t.status.value,
-                            exit_status=t.exit_status, exited_at=t.exited_at)
+                            exit_status=t.exit_status, exited_at=t.exited_at,
+                            exec_ids=sorted(e.id for e in self.execs.values() if not e.orphan))
 
     # -- runtime invocations ------------------------------------------------
-    def _runtime_argv(self, *args: str) -> list[str]:
-        log_file = os.path.join(self.dir, "runtime.log")
+    def _runtime_argv(self, *args: str, log_file: str = "") -> list[str]:
+        log_file = log_file or os.path.join(self.dir, "runtime.log")
         if self.cfg.runtime:
             base = [self.cfg.runtime]
         else:
@@ -447,29 +557,122 @@ class ShimService:
         env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
 
+    def _in_process(self, command: str) -> bool:
+        """Whether a runtime command can run in this process: our own runtime
+        (not runc/crun), a command that forks nothing of its own, and no OCI
+        hooks (they are child processes, and our reaper owns waitpid)."""
+        if self.cfg.runtime or command not in IN_PROCESS_COMMANDS:
+            return False
+        if self._has_hooks is None:
+            try:
+                with open(os.path.join(self.bundle, "config.json"), "rb") as f:
+                    self._has_hooks = bool(json.loads(f.read()).get("hooks"))
+            except (OSError, ValueError):
+                self._has_hooks = True  # when in doubt, the separate process
+        return not self._has_hooks
+
     async def _run_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None,
-                           pass_fds: tuple[int, ...] = ()) -> tuple[int, str]:
-        """Run a runtime command; return (wait status, error text)."""
+                           pass_fds: tuple[int, ...] = (), tag: str = "") -> tuple[int, str]:
+        """Run a runtime command; return (wait status, error text).  ``tag``
+        names its own error and log files (concurrent execs)."""
         import subprocess
 
-        errfile = os.path.join(self.dir, "runtime.err")
+        errfile = os.path.join(self.dir, f"{tag}.err" if tag else "runtime.err")
+        log_file = os.path.join(self.dir, f"{tag}.log" if tag else "runtime.log")
+        if stdio is None and not pass_fds and self._in_process(args[0]):
+            # our runtime's quick commands (start, kill, delete, ...) as a call
+            # in a worker thread, not a new interpreter (~50-100 ms each);
+            # like the process, it is seen through whoever is listening
+            return await trio.to_thread.run_sync(self._runtime_call, args, log_file)
         with open(errfile, "wb") as err:
-            stdin, stdout, stderr = stdio if stdio else (subprocess.DEVNULL, subprocess.DEVNULL, err.fileno())
-            proc = subprocess.Popen(self._runtime_argv(*args), stdin=stdin, stdout=stdout,
-                                    stderr=stderr, pass_fds=pass_fds, cwd=self.bundle,
-                                    env=self._runtime_env(), close_fds=True)
-        # the reaper owns waitpid for all our children; Popen must not
-        proc.returncode = 0
-        status = await self.reaper.wait(proc.pid)
+            if not self.cfg.runtime:
+                # our own runtime is already imported here (the zygote did it):
+                # a fork that runs it costs no interpreter start-up
+                pid = self._fork_runtime(self._runtime_argv(*args, log_file=log_file)[4:],
+                                         stdio or (-1, -1, err.fileno()), pass_fds)
+            else:
+                stdin, stdout, stderr = stdio if stdio else (subprocess.DEVNULL, subprocess.DEVNULL, err.fileno())
+                proc = subprocess.Popen(self._runtime_argv(*args, log_file=log_file), stdin=stdin, stdout=stdout,
+                                        stderr=stderr, pass_fds=pass_fds, cwd=self.bundle,
+                                        env=self._runtime_env(), close_fds=True)
+                # the reaper owns waitpid for all our children; Popen must not
+                proc.returncode = 0
+                pid = proc.pid
+        # a runtime command that was started is seen through, even when the
+        # requester goes away (a supervisor killed mid-start): the task's state
+        # must follow what the runtime really did
+        with trio.CancelScope(shield=True):
+            status = await self.reaper.wait(pid)
         text = ""
         try:
-            with open(os.path.join(self.dir, "runtime.err"), "rb") as f:
+            with open(errfile, "rb") as f:
                 text = f.read().decode(errors="replace").strip()
         except OSError:
             pass
         if not text:
-            text = _last_runtime_log_error(os.path.join(self.dir, "runtime.log"))
+            text = _last_runtime_log_error(log_file)
+        if tag:
+            for path in (errfile, log_file):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         return status, text
+
+    def _fork_runtime(self, argv: list[str], stdio: tuple[int, int, int], pass_fds: tuple[int, ...]) -> int:
+        """Fork a child that runs our runtime's command line ``argv`` and exits:
+        what ``subprocess.Popen([python, -m, actors.runtime, *argv], close_fds=True,
+        pass_fds=...)`` would make, without the ~20 ms of a new interpreter and
+        its imports.  ``stdio`` fds become 0, 1, 2 (-1: /dev/null)."""
+        from . import runtime as runtime_cli
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:  # the child: nothing of trio or the shim may run here
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            fds = [fd if fd >= 0 else devnull for fd in stdio]
+            # dup first (a target may be one of the sources), then place
+            fds = [os.dup(fd) for fd in fds]
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target, inheritable=True)
+            keep = sorted(set(pass_fds))
+            low = 3
+            for fd in keep + [1 << 20]:
+                if fd > low:
+                    os.closerange(low, fd)
+                low = fd + 1
+            for fd in keep:
+                os.set_inheritable(fd, True)
+            os.chdir(self.bundle)
+            code = runtime_cli._main(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException as exc:  # noqa: BLE001 - say it on stderr and fail
+            try:
+                os.write(2, f"trioctr-runtime: {exc}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code & 0xFF)
+
+    def _runtime_call(self, args: tuple[str, ...], log_file: str) -> tuple[int, str]:
+        from . import runtime as runtime_cli
+
+        argv = ["--root", self.cfg.runtime_root, "--log", log_file, "--log-format", "json", *args]
+        try:
+            code = runtime_cli.main(argv)
+        except Exception as exc:  # noqa: BLE001 - a runtime bug is this command's failure
+            log.exception("runtime %s failed", args[0])
+            return 1 << 8, f"{args[0]}: {exc}"
+        return (code & 0xFF) << 8, (_last_runtime_log_error(log_file) if code else "")
 
     async def _create(self):
         async with self._lock:
@@ -609,12 +812,12 @@ class ShimService:
             self.task.started()
             return sup.TaskStarted(container_id=self.cfg.id, pid=self.task.pid)
 
-    def _console_listener(self) -> tuple[str, socket.socket]:
+    def _console_listener(self, name: str = "") -> tuple[str, socket.socket]:
         """A listening socket for the runtime's --console-socket, at a path
-        short enough for sun_path: <exec-root>/c/<id prefix>.sock."""
+        short enough for sun_path: <exec-root>/c/<id prefix>[-name].sock."""
         d = os.path.join(os.path.dirname(os.path.dirname(self.dir)), "c")
         os.makedirs(d, mode=0o700, exist_ok=True)
-        path = os.path.join(d, self.cfg.id[:16] + ".sock")
+        path = os.path.join(d, self.cfg.id[:16] + (f"-{name}" if name else "") + ".sock")
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -629,39 +832,335 @@ class ShimService:
     async def _receive_console(self, lsock: socket.socket) -> None:
         """Accept the runtime's connection and take the pty master it sends
         (SCM_RIGHTS, as runc's --console-socket protocol)."""
-        tsock = trio.socket.from_stdlib_socket(lsock.dup())
-        try:
-            conn, _ = await tsock.accept()
-            with conn, socket.socket(fileno=os.dup(conn.fileno())) as std:
-                std.setblocking(False)
-                while True:
-                    await trio.lowlevel.wait_readable(std)
-                    try:
-                        _msg, fds, _flags, _addr = socket.recv_fds(std, 4096, 1)
-                    except BlockingIOError:
-                        continue
-                    break
-            if fds:
-                self.master = fds[0]
-                os.set_blocking(self.master, False)
-                if self.cfg.stdin:
-                    self.stdin_w = os.dup(self.master)
-                    os.set_blocking(self.stdin_w, False)
-                self._console_ready.set()
-        finally:
-            tsock.close()
+        fd = await _accept_console(lsock)
+        if fd >= 0:
+            self.master = fd
+            os.set_blocking(self.master, False)
+            if self.cfg.stdin:
+                self.stdin_w = os.dup(self.master)
+                os.set_blocking(self.stdin_w, False)
+            self._console_ready.set()
 
     def _resize(self, height: int, width: int):
-        import fcntl
-        import struct
-        import termios
-
         if self.master < 0:
             raise RemoteError(ErrorCode.FAILED_PRECONDITION, "the container has no TTY")
-        if not (0 < height < 65536 and 0 < width < 65536):
-            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid terminal size {height}x{width}")
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        _set_winsize(self.master, height, width)
         return Ok()
+
+    # -- exec ----------------------------------------------------------------
+    def _get_exec(self, exec_id: str) -> "ExecProc":
+        ex = self.execs.get(exec_id)
+        if ex is None:
+            raise RemoteError(ErrorCode.NOT_FOUND, f"exec {exec_id} not found")
+        return ex
+
+    def _exec_spec(self, p: sup.ExecProcess) -> dict:
+        """The container's own process (capabilities, rlimits, ...) with the
+        exec's command, environment, directory, user and terminal."""
+        with open(os.path.join(self.bundle, "config.json")) as f:
+            process = dict(json.load(f).get("process") or {})
+        process["args"] = list(p.args)
+        process["env"] = list(p.env)
+        process["cwd"] = p.cwd or "/"
+        process["terminal"] = p.terminal
+        user = {"uid": p.uid, "gid": p.gid}
+        if p.additional_gids:
+            user["additionalGids"] = list(p.additional_gids)
+        process["user"] = user
+        process.pop("consoleSize", None)
+        if p.terminal and p.height > 0 and p.width > 0:
+            process["consoleSize"] = {"height": p.height, "width": p.width}
+        return process
+
+    async def _exec(self, msg: sh.ShimExec):
+        eid = msg.exec_id
+        if not (0 < len(eid) <= 64 and eid.isascii() and eid.isalnum()):
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid exec id {eid!r}")
+        if not msg.process.args or not all(msg.process.args):
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, "exec: no command given")
+        if not (0 <= msg.process.height < 65536 and 0 <= msg.process.width < 65536):
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, "exec: invalid terminal size")
+        self.task.check_exec()
+        if eid in self.execs:
+            raise RemoteError(ErrorCode.ALREADY_EXISTS, f"exec {eid} already exists")
+        if len(self.execs) >= EXEC_MAX:
+            raise RemoteError(ErrorCode.UNAVAILABLE, f"too many execs in this container ({EXEC_MAX})")
+        try:
+            process = self._exec_spec(msg.process)
+        except (OSError, ValueError) as exc:
+            raise RemoteError(ErrorCode.INTERNAL, f"exec: the container's config: {exc}") from None
+        ex = ExecProc(eid, terminal=msg.process.terminal, capture=msg.capture)
+        self.execs[eid] = ex
+        try:
+            pid, fds = await self._start_exec(ex, process, msg.stdin)
+        except BaseException:
+            self.execs.pop(eid, None)
+            ex.close()
+            raise
+        ex.pid = pid
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_exec, ex, fds)
+        return sup.ExecStarted(container_id=self.cfg.id, exec_id=eid, pid=pid)
+
+    async def _start_exec(self, ex: "ExecProc", process: dict, stdin: bool):
+        """``runtime exec --process F --detach --pid-file P`` (as containerd's
+        shim drives runc): the process is reparented to us, its reaper.
+        Returns its pid and the (fd, stream) pairs of its output."""
+        tag = f"exec-{ex.id}"
+        spec_file = os.path.join(self.dir, tag + ".json")
+        pid_file = os.path.join(self.dir, tag + ".pid")
+        atomic_write(spec_file, json.dumps(process).encode())
+        child: list[int] = []  # the runtime's (the process's) ends: closed here after it ran
+        mine: list[tuple[int, int]] = []  # our read ends, (fd, stream)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        child.append(devnull)
+        in_r = out_w = err_w = devnull
+        if stdin and not ex.terminal:
+            in_r, in_w = os.pipe()
+            child.append(in_r)
+            os.set_blocking(in_w, False)
+            ex.stdin_w = in_w
+        if ex.capture and not ex.terminal:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            child += [out_w, err_w]
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+            mine = [(out_r, 1), (err_r, 2)]
+        args = ["exec", "--process", spec_file, "--detach", "--pid-file", pid_file]
+        sync_parent = sync_child = -1
+        pass_fds: tuple[int, ...] = ()
+        if not self.cfg.runtime:
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            sync_parent, sync_child = a.detach(), b.detach()
+            os.set_inheritable(sync_child, True)
+            pass_fds = (sync_child,)
+            args += ["--sync-fd", str(sync_child)]
+        console = self._console_listener(ex.id[:12]) if ex.terminal else None
+        if console is not None:
+            args += ["--console-socket", console[0]]
+        args.append(self.cfg.id)
+        master = -1
+        ok = False
+        try:
+            async with trio.open_nursery() as n:
+                if console is not None:
+                    async def take_console() -> None:
+                        nonlocal master
+                        master = await _accept_console(console[1])
+
+                    n.start_soon(take_console)
+                status, text = await self._run_runtime(
+                    *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds, tag=tag)
+                if console is not None and status == 0:
+                    with trio.move_on_after(10):  # sent before the runtime returned
+                        while master < 0:
+                            await trio.sleep(0.005)
+                n.cancel_scope.cancel()
+            for fd in child:
+                os.close(fd)
+            child = []
+            if sync_child >= 0:
+                os.close(sync_child)
+                sync_child = -1
+            reply = _read_sync_reply(sync_parent) if sync_parent >= 0 else None
+            if isinstance(reply, rt.CreateFailed):
+                # 127: not found, 126: cannot be run, and dockerd's 126 for the rest
+                code = reply.exit_code if reply.exit_code in (126, 127) else 126
+                raise RemoteError(ErrorCode.EXEC_FAILED, reply.message, code)
+            if status != 0:
+                failure = classify_exec_failure(text) or _classify_exec_text(text)
+                if failure:
+                    raise RemoteError(ErrorCode.EXEC_FAILED, failure[1], failure[0])
+                raise RemoteError(ErrorCode.EXEC_FAILED, text or "exit status %d" % wait_status_to_exit_code(status), 126)
+            pid = reply.pid if isinstance(reply, rt.ContainerCreated) else 0
+            if not pid:
+                try:
+                    with open(pid_file) as f:
+                        pid = int(f.read().strip())
+                except (OSError, ValueError) as exc:
+                    raise RemoteError(ErrorCode.INTERNAL, f"runtime wrote no pid file: {exc}") from None
+            if console is not None:
+                if master < 0:
+                    raise RemoteError(ErrorCode.INTERNAL, "the runtime sent no terminal on the console socket")
+                os.set_blocking(master, False)
+                ex.master = master
+                if stdin:
+                    ex.stdin_w = os.dup(master)
+                    os.set_blocking(ex.stdin_w, False)
+                # read even when nobody listens (a detached exec): a pty whose
+                # output is not read blocks its writer
+                mine = [(os.dup(master), 1)]
+                master = -1
+            ok = True
+            return pid, mine
+        finally:
+            for fd in child:
+                os.close(fd)
+            for fd in (sync_child, sync_parent, master):
+                if fd >= 0:
+                    os.close(fd)
+            if not ok:
+                for fd, _ in mine:
+                    os.close(fd)
+            if console is not None:
+                console[1].close()
+                try:
+                    os.unlink(console[0])
+                except OSError:
+                    pass
+            for path in (spec_file, pid_file):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    async def _run_exec(self, ex: "ExecProc", fds: list[tuple[int, int]]) -> None:
+        """Pump the exec's output, reap it, and say it is done once its
+        output is drained (or its pipes outlived it by EXEC_DRAIN)."""
+        async def pump(fd: int, stream: int) -> None:
+            try:
+                while True:
+                    while ex.out.pending >= EXEC_BUFFER and ex.capture:
+                        await ex.wait_changed()
+                    await trio.lowlevel.wait_readable(fd)
+                    try:
+                        data = os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # EIO: the last holder of the pty slave is gone
+                        break
+                    if not data:
+                        break
+                    if ex.capture:
+                        ex.out.add(stream, data)
+                        ex.wake()
+            finally:
+                os.close(fd)
+
+        async def pumps() -> None:
+            async with trio.open_nursery() as pn:
+                for fd, stream in fds:
+                    pn.start_soon(pump, fd, stream)
+            ex.io_done.set()
+
+        try:
+            async with trio.open_nursery() as n:
+                n.start_soon(pumps)
+                status = await self.reaper.wait(ex.pid)
+                ex.exit_status = wait_status_to_exit_code(status)
+                ex.exited_at = time.time_ns()
+                while not ex.io_done.is_set():
+                    with trio.move_on_after(EXEC_DRAIN):
+                        await ex.io_done.wait()
+                    # a reader that is behind keeps the output open; a
+                    # background child holding the pipes does not
+                    if ex.out.pending < EXEC_BUFFER:
+                        break
+                n.cancel_scope.cancel()
+        finally:
+            ex.close()
+            ex.done = True
+            ex.wake()
+            if ex.orphan:
+                self.execs.pop(ex.id, None)
+
+    async def _exec_read(self, exec_id: str, offset: int, max_bytes: int):
+        ex = self._get_exec(exec_id)
+        if offset < 0 or offset > ex.out.end:
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"exec {exec_id}: bad offset {offset}")
+        ex.out.ack(offset)
+        ex.wake()  # room for the pumps
+        with trio.move_on_after(EXEC_POLL):
+            while ex.out.end <= offset and not ex.done:
+                await ex.wait_changed()
+        chunks, end = ex.out.take(offset, min(max(max_bytes, 1), EXEC_READ_MAX))
+        return sup.ExecOutput(
+            container_id=self.cfg.id, exec_id=exec_id, offset=end,
+            chunks=[sup.OutputChunk(stream=st, data=d) for st, d in chunks],
+            done=ex.done and end >= ex.out.end, pid=ex.pid,
+            exit_status=ex.exit_status if ex.done else 0, exited_at=ex.exited_at if ex.done else 0)
+
+    async def _exec_stdin(self, msg: sh.ShimExecStdin):
+        ex = self._get_exec(msg.exec_id)
+        async with ex.stdin_lock:  # writes reach the pipe in order, once
+            if msg.offset < 0 or msg.offset > ex.stdin_written:
+                raise RemoteError(ErrorCode.INVALID_ARGUMENT,
+                                  f"exec {msg.exec_id}: stdin offset {msg.offset}, {ex.stdin_written} written")
+            data = msg.data[ex.stdin_written - msg.offset:]
+            eof = msg.eof
+            if ex.stdin_w is None:
+                if data:
+                    raise RemoteError(ErrorCode.FAILED_PRECONDITION, "the exec's stdin is closed")
+                return Ok()
+            view = memoryview(data)
+            try:
+                while view:
+                    await trio.lowlevel.wait_writable(ex.stdin_w)
+                    try:
+                        n = os.write(ex.stdin_w, view)
+                    except BlockingIOError:
+                        continue
+                    view = view[n:]
+                    ex.stdin_written += n
+            except OSError:
+                eof = True  # the process closed its stdin
+            if eof and ex.stdin_w is not None:
+                os.close(ex.stdin_w)
+                ex.stdin_w = None
+            return Ok()
+
+    def _exec_delete(self, exec_id: str, orphan: bool = False):
+        ex = self._get_exec(exec_id)
+        if not ex.done:
+            if not orphan:
+                raise RemoteError(ErrorCode.FAILED_PRECONDITION, f"exec {exec_id} is running")
+            # as a process whose dockerd went away: it runs on, unheard
+            ex.capture = False
+            ex.orphan = True
+            ex.out.ack(ex.out.end)
+            if ex.stdin_w is not None:
+                os.close(ex.stdin_w)
+                ex.stdin_w = None
+            ex.wake()
+            return Ok()
+        self.execs.pop(exec_id, None)
+        return Ok()
+
+    # -- pause, resume, update ---------------------------------------------------
+    async def _pause(self):
+        async with self._lock:
+            self.task.check_pause()
+            status, text = await self._run_runtime("pause", self.cfg.id)
+            if status != 0:
+                raise RemoteError(ErrorCode.INTERNAL, f"runtime pause failed: {text}")
+            self.task.paused()
+            return Ok()
+
+    async def _resume(self):
+        async with self._lock:
+            self.task.check_resume()
+            status, text = await self._run_runtime("resume", self.cfg.id)
+            if status != 0:
+                raise RemoteError(ErrorCode.INTERNAL, f"runtime resume failed: {text}")
+            self.task.resumed()
+            return Ok()
+
+    async def _update(self, resources: dict):
+        async with self._lock:
+            self.task.check_update()
+            path = os.path.join(self.dir, "update.json")
+            atomic_write(path, json.dumps(resources).encode())
+            try:
+                status, text = await self._run_runtime("update", "--resources", path, self.cfg.id)
+            finally:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            if status != 0:
+                raise RemoteError(ErrorCode.INTERNAL, f"runtime update failed: {text}")
+            return Ok()
 
     async def _stdin(self, data: bytes, eof: bool):
         async with self._stdin_lock:  # writes reach the pipe in the order they came
@@ -699,6 +1198,13 @@ class ShimService:
                 os.kill(self.task.pid, signum)
             except ProcessLookupError:
                 pass
+        if signum == signal.SIGKILL and self.task.status is Status.PAUSED:
+            # a frozen task dies only once thawed (the cgroup v1 freezer holds
+            # even SIGKILL): whoever kills it means it to go
+            try:
+                await self._resume()
+            except (RemoteError, StateError) as exc:
+                log.warning("could not thaw the killed task: %s", exc)
         return Ok()
 
     async def _delete(self):
@@ -741,6 +1247,84 @@ class ShimService:
         # _serve_link ends us then; this is the fallback
         await trio.sleep(2.0)
         self.done.set()
+
+
+class ExecProc:
+    """One exec of the shim: its process, stdio and output buffer."""
+
+    def __init__(self, exec_id: str, *, terminal: bool, capture: bool):
+        self.id = exec_id
+        self.terminal = terminal
+        self.capture = capture
+        self.pid = 0
+        self.master = -1
+        self.stdin_w: int | None = None
+        self.stdin_written = 0
+        self.stdin_lock = trio.Lock()
+        self.out = OutputBuffer()
+        self.io_done = trio.Event()
+        self._changed = trio.Event()
+        self.done = False
+        self.orphan = False
+        self.exit_status = 0
+        self.exited_at = 0
+
+    def wake(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    def close(self) -> None:
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+
+
+def _set_winsize(fd: int, height: int, width: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    if not (0 < height < 65536 and 0 < width < 65536):
+        raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid terminal size {height}x{width}")
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+async def _accept_console(lsock: socket.socket) -> int:
+    """Accept the runtime's connection on a --console-socket listener and
+    take the pty master it sends (SCM_RIGHTS, runc's protocol); -1 if none."""
+    tsock = trio.socket.from_stdlib_socket(lsock.dup())
+    try:
+        conn, _ = await tsock.accept()
+        with conn, socket.socket(fileno=os.dup(conn.fileno())) as std:
+            std.setblocking(False)
+            while True:
+                await trio.lowlevel.wait_readable(std)
+                try:
+                    _msg, fds, _flags, _addr = socket.recv_fds(std, 4096, 4)
+                except BlockingIOError:
+                    continue
+                break
+        for extra in fds[1:]:
+            os.close(extra)
+        return fds[0] if fds else -1
+    finally:
+        tsock.close()
+
+
+def _classify_exec_text(text: str) -> tuple[int, str] | None:
+    """crun's (and others') wording for a command that cannot be run."""
+    low = text.lower()
+    if "executable file" in low and "not found" in low or "no such file or directory" in low:
+        return 127, text
+    if "permission denied" in low:
+        return 126, text
+    return None
 
 
 def classify_exec_failure(text: str) -> tuple[int, str] | None:

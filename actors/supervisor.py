@@ -34,9 +34,30 @@ from messages.link import Link, LinkClosed, open_unix_link
 
 from . import shim as shimmod
 
+
 log = logging.getLogger("trioctr.supervisor")
 
 SHIM_TIMEOUT = 30.0  # a shim must answer a request in this long
+# a ReadExecOutput is a long poll: the shim answers it within EXEC_POLL (20 s)
+EXEC_READ_TIMEOUT = 60.0
+
+# daemon requests that go to the task's shim as they are, less the container id
+FORWARD: dict[type, type] = {
+    sup.ExecTask: sh.ShimExec,
+    sup.ReadExecOutput: sh.ShimExecRead,
+    sup.WriteExecStdin: sh.ShimExecStdin,
+    sup.ResizeExec: sh.ShimExecResize,
+    sup.DeleteExec: sh.ShimExecDelete,
+    sup.PauseTask: sh.ShimPause,
+    sup.ResumeTask: sh.ShimResume,
+    sup.UpdateTask: sh.ShimUpdate,
+}
+
+
+def to_shim(msg):
+    """The shim's request for a forwarded daemon request."""
+    cls = FORWARD[type(msg)]
+    return cls(**{f.name: getattr(msg, f.name) for f in attrs.fields(cls)})
 VALID_ID = set("0123456789abcdefABCDEF_-.") | set("ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -258,8 +279,11 @@ class Supervisor:
         cid = getattr(msg, "container_id", None)
         handle = self.shims.get(cid) if isinstance(cid, str) else None
         if isinstance(msg, (sup.StartTask, sup.KillTask, sup.DeleteTask, sup.WriteStdin,
-                            sup.ResizeTask)) and handle is None:
+                            sup.ResizeTask, *FORWARD)) and handle is None:
             raise RemoteError(ErrorCode.NOT_FOUND, f"task {cid} not found")
+        if type(msg) in FORWARD:
+            timeout = EXEC_READ_TIMEOUT if isinstance(msg, sup.ReadExecOutput) else SHIM_TIMEOUT
+            return await self._shim_request(handle, to_shim(msg), timeout=timeout)
         if isinstance(msg, sup.StartTask):
             return await self._shim_request(handle, sh.ShimStart())
         if isinstance(msg, sup.KillTask):
@@ -335,7 +359,6 @@ class Supervisor:
 
     async def delete(self, handle: ShimHandle) -> sup.TaskDeleted:
         handle.deleting = True
-        shim_pid = read_int(os.path.join(handle.dir, shimmod.PID_FILE))
         try:
             reply = await self._shim_request(handle, sh.ShimDelete())
         except RemoteError as exc:
@@ -344,11 +367,9 @@ class Supervisor:
             raise
         assert handle.link is not None
         await handle.link.aclose()
-        # the shim removes its directory and exits right after its reply: wait
-        # for that, so that a new task of the same container starts clean
-        with trio.move_on_after(10):
-            while pid_alive(shim_pid):
-                await trio.sleep(0.01)
+        # the shim removed its directory, its mount and the runtime's state
+        # before replying, and touches nothing shared after it (it exits when
+        # this link closes): a new task of the same container can start now
         self.shims.pop(handle.container_id, None)
         return reply
 

@@ -1,5 +1,5 @@
 """Container commands that are plain API calls: ps, logs, stop, restart, kill,
-rm, wait, top, port, pause, unpause, rename, inspect."""
+rm, wait, top, port, pause, unpause, update, rename, inspect."""
 
 import sys
 
@@ -74,6 +74,25 @@ _SPECS = {
                           "Pause all processes within one or more containers", args=("min", 1)),
     "unpause": lambda: Spec("unpause", "unpause CONTAINER [CONTAINER...]",
                             "Unpause all processes within one or more containers", args=("min", 1)),
+    "update": lambda: Spec("update", "update [OPTIONS] CONTAINER [CONTAINER...]",
+                           "Update configuration of one or more containers", [
+        Flag("blkio-weight", None, "int",
+             "Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)"),
+        Flag("cpu-period", None, "int", "Limit CPU CFS (Completely Fair Scheduler) period"),
+        Flag("cpu-quota", None, "int", "Limit CPU CFS (Completely Fair Scheduler) quota"),
+        Flag("cpu-rt-period", None, "int", "Limit the CPU real-time period in microseconds"),
+        Flag("cpu-rt-runtime", None, "int", "Limit the CPU real-time runtime in microseconds"),
+        Flag("cpu-shares", "c", "int", "CPU shares (relative weight)"),
+        Flag("cpus", None, "decimal", "Number of CPUs"),
+        Flag("cpuset-cpus", None, "string", "CPUs in which to allow execution (0-3, 0,1)"),
+        Flag("cpuset-mems", None, "string", "MEMs in which to allow execution (0-3, 0,1)"),
+        Flag("memory", "m", "bytes", "Memory limit"),
+        Flag("memory-reservation", None, "bytes", "Memory soft limit"),
+        Flag("memory-swap", None, "swap",
+             "Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
+        Flag("pids-limit", None, "int", "Tune container pids limit (set -1 for unlimited)"),
+        Flag("restart", None, "string", "Restart policy to apply when a container exits"),
+    ], args=("min", 1)),
     "rename": lambda: Spec("rename", "rename CONTAINER NEW_NAME", "Rename a container",
                            args=("exact", 2)),
     "inspect": lambda: Spec("inspect", "inspect [OPTIONS] NAME|ID [NAME|ID...]",
@@ -421,6 +440,55 @@ def cmd_pause(ctx, opts, args):
 def cmd_unpause(ctx, opts, args):
     return _each(ctx, args, lambda n: ctx.client.request("POST", "/containers/%s/unpause" % _q(n))
                  .close())
+
+
+_UPDATE_FIELDS = (("blkio-weight", "BlkioWeight"), ("cpu-period", "CpuPeriod"),
+                  ("cpu-quota", "CpuQuota"), ("cpu-rt-period", "CpuRealtimePeriod"),
+                  ("cpu-rt-runtime", "CpuRealtimeRuntime"), ("cpu-shares", "CpuShares"),
+                  ("cpus", "NanoCpus"), ("cpuset-cpus", "CpusetCpus"),
+                  ("cpuset-mems", "CpusetMems"), ("memory", "Memory"),
+                  ("memory-reservation", "MemoryReservation"), ("memory-swap", "MemorySwap"))
+
+
+def cmd_update(ctx, opts, args):
+    """docker update: only the flags given go in the body (an unset field
+    keeps its value on the daemon's side)."""
+    from cli.client import APIError
+    from cli.run import ConfigError, parse_restart
+    given = opts["_set"]
+    if not any(_given(given, f) for f in [name for name, _ in _UPDATE_FIELDS] + ["pids-limit", "restart"]):
+        raise CLIError("you must provide one or more flags when using this command")
+    body = {}
+    for flag, key in _UPDATE_FIELDS:
+        v = opts[flag.replace("-", "_")]
+        if v:
+            body[key] = v
+    if _given(given, "pids-limit"):
+        body["PidsLimit"] = opts["pids_limit"]
+    if _given(given, "restart"):
+        try:
+            body["RestartPolicy"] = parse_restart(opts["restart"])
+        except ConfigError as e:
+            raise CLIError(str(e)) from None
+    errors, warnings = [], []
+    for name in args:
+        try:
+            res = ctx.client.post("/containers/%s/update" % _q(name), None, body) or {}
+        except APIError as e:
+            errors.append(str(e))
+            continue
+        warnings.extend(res.get("Warnings") or [])
+        ctx.out(name + "\n")
+        sys.stdout.flush()
+    for w in warnings:
+        sys.stderr.write(w + "\n")
+    if errors:
+        raise CLIError("\n".join(errors))
+    return 0
+
+
+def _given(given, flag):
+    return flag in given or flag.replace("-", "_") in given
 
 
 def cmd_rm(ctx, opts, args):

@@ -153,7 +153,13 @@ def parse_ulimit(s):
     return {"Name": name, "Hard": hard_v, "Soft": soft_v}
 
 
+def parse_mount(s):
+    from cli.volumes import parse_mount as parse
+    return parse(s)
+
+
 KINDS["attach"] = ("list", parse_attach, True)
+KINDS["mount"] = ("mount", parse_mount, True)
 KINDS["ulimit"] = ("ulimit", parse_ulimit, True)
 
 

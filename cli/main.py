@@ -50,6 +50,11 @@ COMMANDS = {
     "wait": ("cli.containers", "Block until one or more containers stop, then print their exit codes"),
     # only as management subcommands (names starting with "_" are not listed on top)
     "_image_prune": ("cli.images", "Remove unused images"),
+    "_volume_create": ("cli.volumes", "Create a volume"),
+    "_volume_inspect": ("cli.volumes", "Display detailed information on one or more volumes"),
+    "_volume_ls": ("cli.volumes", "List volumes"),
+    "_volume_prune": ("cli.volumes", "Remove unused local volumes"),
+    "_volume_rm": ("cli.volumes", "Remove one or more volumes"),
 }
 
 COMMON = ("run", "exec", "ps", "pull", "images", "login", "logout", "version", "info")
@@ -68,6 +73,10 @@ MANAGEMENT = {
         "ls": "images", "list": "images", "prune": "_image_prune", "pull": "pull", "push": "push",
         "rm": "rmi", "remove": "rmi", "save": "save", "tag": "tag"}),
     "system": ("Manage trioctr", {"events": "events", "info": "info"}),
+    "volume": ("Manage volumes", {
+        "create": "_volume_create", "inspect": "_volume_inspect", "ls": "_volume_ls",
+        "list": "_volume_ls", "prune": "_volume_prune", "rm": "_volume_rm",
+        "remove": "_volume_rm"}),
 }
 
 GLOBAL = Spec("", "[OPTIONS] COMMAND [ARG...]", "A self-sufficient runtime for containers", [

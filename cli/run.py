@@ -53,6 +53,7 @@ def _container_flags(run):
         Flag("memory-swap", None, "swap",
              "Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
         Flag("memory-swappiness", None, "int", "Tune container memory swappiness (0 to 100)", -1),
+        Flag("mount", None, "mount", "Attach a filesystem mount to the container"),
         Flag("name", None, "string", "Assign a name to the container"),
         Flag("network", None, "network", "Connect a container to a network"),
         Flag("oom-kill-disable", None, "bool", "Disable OOM Killer"),
@@ -88,6 +89,7 @@ def _container_flags(run):
     if run:
         flags += [
             Flag("detach", "d", "bool", "Run container in background and print container ID"),
+            Flag("detach-keys", None, "string", "Override the key sequence for detaching a container"),
             Flag("sig-proxy", None, "bool", "Proxy received signals to the process", True),
         ]
     return flags
@@ -108,12 +110,16 @@ _SPECS = {
     "start": lambda: Spec("start", "start [OPTIONS] CONTAINER [CONTAINER...]",
                           "Start one or more stopped containers", [
                               Flag("attach", "a", "bool", "Attach STDOUT/STDERR and forward signals"),
+                              Flag("detach-keys", None, "string",
+                                   "Override the key sequence for detaching a container"),
                               Flag("interactive", "i", "bool", "Attach container's STDIN"),
                           ], args=("min", 1)),
     "exec": lambda: Spec("exec", "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
                          "Execute a command in a running container", [
                              Flag("detach", "d", "bool",
                                   "Detached mode: run command in the background"),
+                             Flag("detach-keys", None, "string",
+                                  "Override the key sequence for detaching a container"),
                              Flag("interactive", "i", "bool", "Keep STDIN open even if not attached"),
                              Flag("privileged", None, "bool",
                                   "Give extended privileges to the command"),
@@ -125,6 +131,8 @@ _SPECS = {
     "attach": lambda: Spec("attach", "attach [OPTIONS] CONTAINER",
                            "Attach local standard input, output, and error streams to a running "
                            "container", [
+                               Flag("detach-keys", None, "string",
+                                    "Override the key sequence for detaching a container"),
                                Flag("no-stdin", None, "bool", "Do not attach STDIN"),
                                Flag("sig-proxy", None, "bool",
                                     "Proxy all received signals to the process", True),
@@ -322,13 +330,11 @@ def build_config(opts, args, detach=False, environ=None):
     elif "entrypoint" in changed:
         entrypoint = [""]
 
-    binds = []
-    volumes = {}
-    for v in opts["volume"]:
-        if ":" in v:
-            binds.append(v)
-        else:
-            volumes[v] = {}
+    from cli.volumes import split_volumes, VolumeSpecError
+    try:
+        binds, volumes = split_volumes(opts["volume"])
+    except VolumeSpecError as e:
+        raise ConfigError(str(e)) from None
 
     exposed = {}
     bindings = {}
@@ -408,6 +414,8 @@ def build_config(opts, args, detach=False, environ=None):
     }
     if tmpfs:
         host["Tmpfs"] = tmpfs
+    if opts["mount"]:
+        host["Mounts"] = opts["mount"]
     if sysctls:
         host["Sysctls"] = sysctls
     if opts["runtime"]:
@@ -547,7 +555,21 @@ class Terminal:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
-def _stdin_pump(sock):
+class _Session:
+    detached = False
+
+
+DETACH_GRACE = 2.0  # how long the daemon gets to end a detached session itself
+
+
+def _stdin_pump(sock, proxy=None, session=None):
+    """stdin -> the hijacked connection; at EOF, half-close it.
+
+    With ``proxy`` (a TTY session), the docker CLI's hijack: the detach keys
+    are matched as they are typed (a prefix is held back, a broken one sent
+    on).  The whole sequence ends the session: the keys then go to the daemon,
+    which matches them too (same keys, same matcher), ends the attach and
+    records the `detach` event; the container keeps running."""
     import _socket
     fd = 0
     try:
@@ -555,21 +577,61 @@ def _stdin_pump(sock):
             data = os.read(fd, 32768)
             if not data:
                 break
-            sock.sendall(data)
+            if proxy is None:
+                sock.sendall(data)
+                continue
+            data, detached = proxy.feed(data)
+            if data:
+                sock.sendall(data)
+            if detached:
+                session.detached = True
+                sock.sendall(proxy.keys)
+                _end_later(sock)
+                return
     except OSError:
         pass
-    finally:
+    try:
+        sock.shutdown(_socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _end_later(sock):
+    """A daemon that does not close a detached session is cut off after a moment."""
+    import _socket
+    import threading
+
+    def cut():
         try:
-            sock.shutdown(_socket.SHUT_WR)
+            sock.shutdown(_socket.SHUT_RDWR)
         except OSError:
             pass
+    t = threading.Timer(DETACH_GRACE, cut)
+    t.daemon = True
+    t.start()
 
 
-def start_stdin_pump(sock):
+def start_stdin_pump(sock, proxy=None, session=None):
     import threading
-    t = threading.Thread(target=_stdin_pump, args=(sock,), daemon=True)
+    t = threading.Thread(target=_stdin_pump, args=(sock, proxy, session), daemon=True)
     t.start()
     return t
+
+
+def escape_proxy(detach_keys):
+    """The docker CLI's: the given keys, or ctrl-p,ctrl-q if none (or bad ones:
+    the daemon has refused those before we get here)."""
+    from cli.escape import DEFAULT_KEYS, EscapeProxy, KeysError, to_bytes
+    keys = DEFAULT_KEYS
+    if detach_keys:
+        try:
+            keys = to_bytes(detach_keys)
+        except KeysError:
+            pass
+    return EscapeProxy(keys)
+
+
+DETACHED = "read escape sequence"  # moby/term's EscapeError: what attach and exec print
 
 
 _FORWARD = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
@@ -612,15 +674,33 @@ def monitor_tty_size(ctx, path):
         pass
 
 
-def stream_session(resp, tty, stdin):
-    """Copy the hijacked stream to stdout/stderr (and stdin to it) until it ends."""
+def hijack(ctx, path, query=None, body=None):
+    """The docker client's hijack: any answer but the upgrade is one plain error
+    (e.g. dockerd's 400 for bad detach keys: "unable to upgrade to tcp, received 400")."""
+    from cli.client import APIError
+    try:
+        return ctx.client.hijack(path, query, body)
+    except APIError as e:
+        raise CLIError("unable to upgrade to tcp, received %d" % e.status) from None
+
+
+def stream_session(resp, tty, stdin, detach_keys=""):
+    """Copy the hijacked stream to stdout/stderr (and stdin to it) until it
+    ends -> True if it ended because the user typed the detach keys."""
     from cli.stream import copy_stream, StreamError
+    session = _Session()
     if stdin:
-        start_stdin_pump(resp.sock)
+        start_stdin_pump(resp.sock, escape_proxy(detach_keys) if tty else None, session)
     try:
         copy_stream(resp.iter_chunks(), tty)
     except StreamError as e:
+        if session.detached:
+            return True
         raise CLIError(str(e)) from None
+    except OSError:
+        if not session.detached:
+            raise
+    return session.detached
 
 
 class Waiter:
@@ -708,8 +788,9 @@ def cmd_run(ctx, opts, args):
     try:
         q = {"stream": "1", "stdin": "1" if config["AttachStdin"] else None,
              "stdout": "1" if config["AttachStdout"] else None,
-             "stderr": "1" if config["AttachStderr"] else None}
-        resp = ctx.client.hijack("/containers/%s/attach" % cid, q)
+             "stderr": "1" if config["AttachStderr"] else None,
+             "detachKeys": opts["detach_keys"] or None}
+        resp = hijack(ctx, "/containers/%s/attach" % cid, q)
         wait = Waiter(ctx, cid, "removed" if opts["rm"] else "next-exit")
     except (APIError, ConnectionLost, DaemonUnavailable) as e:
         raise _run_failure("run", str(e)) from None
@@ -724,8 +805,10 @@ def cmd_run(ctx, opts, args):
     with _maybe_raw(tty and config["AttachStdin"]):
         if tty:
             monitor_tty_size(ctx, "/containers/%s" % cid)
-        stream_session(resp, tty, config["AttachStdin"])
+        detached = stream_session(resp, tty, config["AttachStdin"], opts["detach_keys"])
     resp.close()
+    if detached:
+        return 0  # docker run: the container runs on, nothing printed
     return wait.status()
 
 
@@ -754,9 +837,10 @@ def cmd_start(ctx, opts, args):
         _check_tty(stdin, tty)
         if not tty:
             forward_signals(ctx, cid)
-        resp = ctx.client.hijack("/containers/%s/attach" % cid,
+        resp = hijack(ctx, "/containers/%s/attach" % cid,
                                  {"stream": "1", "stdin": "1" if stdin else None,
-                                  "stdout": "1", "stderr": "1"})
+                                  "stdout": "1", "stderr": "1",
+                                  "detachKeys": opts["detach_keys"] or None})
         auto_remove = bool((c.get("HostConfig") or {}).get("AutoRemove"))
         wait = Waiter(ctx, cid, "removed" if auto_remove else "next-exit")
         try:
@@ -767,8 +851,10 @@ def cmd_start(ctx, opts, args):
         with _maybe_raw(tty and stdin):
             if tty:
                 monitor_tty_size(ctx, "/containers/%s" % cid)
-            stream_session(resp, tty, stdin)
+            detached = stream_session(resp, tty, stdin, opts["detach_keys"])
         resp.close()
+        if detached:
+            return 0  # docker start -a: as docker run
         return wait.status()
     failed = []
     for name in args:
@@ -798,7 +884,7 @@ def cmd_exec(ctx, opts, args):
         _check_tty(stdin, tty)
     body = {"User": opts["user"] or "", "Privileged": bool(opts["privileged"]), "Tty": tty,
             "AttachStdin": stdin, "AttachStderr": not detach, "AttachStdout": not detach,
-            "Detach": detach, "DetachKeys": "", "Env": env or None,
+            "Detach": detach, "DetachKeys": opts["detach_keys"] or "", "Env": env or None,
             "WorkingDir": opts["workdir"] or "", "Cmd": cmd}
     res = ctx.client.post("/containers/%s/exec" % _q(name), None, body)
     eid = res["Id"]
@@ -807,12 +893,14 @@ def cmd_exec(ctx, opts, args):
                            b'{"Detach":true,"Tty":%s}' % (b"true" if tty else b"false"),
                            content_type="application/json").close()
         return 0
-    resp = ctx.client.hijack("/exec/%s/start" % eid, None, {"Detach": False, "Tty": tty})
+    resp = hijack(ctx, "/exec/%s/start" % eid, None, {"Detach": False, "Tty": tty})
     with _maybe_raw(tty and stdin):
         if tty:
             monitor_tty_size(ctx, "/exec/%s" % eid)
-        stream_session(resp, tty, stdin)
+        detached = stream_session(resp, tty, stdin, opts["detach_keys"])
     resp.close()
+    if detached:
+        raise CLIError(DETACHED)  # docker exec returns the EscapeError: exit 1
     return _exec_exit_code(ctx, eid)
 
 
@@ -842,14 +930,17 @@ def cmd_attach(ctx, opts, args):
     if opts["sig_proxy"] and not tty:
         forward_signals(ctx, cid)
     wait = Waiter(ctx, cid, None)
-    resp = ctx.client.hijack("/containers/%s/attach" % cid,
+    resp = hijack(ctx, "/containers/%s/attach" % cid,
                              {"stream": "1", "stdin": "1" if stdin else None,
-                              "stdout": "1", "stderr": "1"})
+                              "stdout": "1", "stderr": "1",
+                              "detachKeys": opts["detach_keys"] or None})
     with _maybe_raw(tty and stdin):
         if tty:
             monitor_tty_size(ctx, "/containers/%s" % cid)
-        stream_session(resp, tty, stdin)
+        detached = stream_session(resp, tty, stdin, opts["detach_keys"])
     resp.close()
+    if detached:
+        raise CLIError(DETACHED)  # docker attach returns the EscapeError: exit 1
     code = wait.status()
     if code:
         raise Exit(code)

@@ -7,12 +7,12 @@ every connected supervisor when the init exits.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
 from .base import message
-from .supervisor import TaskInfo
+from .supervisor import ExecProcess, TaskInfo
 
 
 @message
@@ -74,3 +74,72 @@ class ShimDelete:
     """The exit is acknowledged: delete the task, clean up, and exit the shim."""
 
     TYPE: ClassVar[str] = "shim.delete"
+
+
+# --- exec, pause, update (see the supervisor's messages of the same names;
+# the shim answers with ExecStarted, ExecOutput and Ok) ----------------------
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimExec:
+    TYPE: ClassVar[str] = "shim.exec"
+    exec_id: str
+    process: ExecProcess
+    stdin: bool = False
+    capture: bool = True
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimExecRead:
+    TYPE: ClassVar[str] = "shim.execread"
+    exec_id: str
+    offset: int = 0
+    max_bytes: int = 1 << 20
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimExecStdin:
+    TYPE: ClassVar[str] = "shim.execstdin"
+    exec_id: str
+    offset: int = 0
+    data: bytes = b""
+    eof: bool = False
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimExecResize:
+    TYPE: ClassVar[str] = "shim.execresize"
+    exec_id: str
+    height: int
+    width: int
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimExecDelete:
+    TYPE: ClassVar[str] = "shim.execdelete"
+    exec_id: str
+    orphan: bool = False
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimPause:
+    TYPE: ClassVar[str] = "shim.pause"
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimResume:
+    TYPE: ClassVar[str] = "shim.resume"
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimUpdate:
+    TYPE: ClassVar[str] = "shim.update"
+    resources: dict[str, Any]

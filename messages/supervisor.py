@@ -31,6 +31,7 @@ class TaskInfo:
     exit_status: int = 0
     exited_at: int = 0  # ns since the epoch, 0 while running
     oom_killed: bool = False
+    exec_ids: list[str] = attrs.field(factory=list)  # its execs that have not ended
 
 
 @message
@@ -167,3 +168,144 @@ class ShimLost:
     TYPE: ClassVar[str] = "evt.shimlost"
     container_id: str
     reason: str
+
+
+# --- exec, pause, update: daemon -> supervisor -----------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ExecProcess:
+    """The exec's part of an OCI process; the shim takes the rest
+    (capabilities, rlimits, no_new_privs, ...) from the container's own."""
+
+    args: list[str]
+    env: list[str] = attrs.field(factory=list)
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = attrs.field(factory=list)
+    terminal: bool = False
+    height: int = 0  # the terminal's size at start, 0 = the runtime's default
+    width: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class OutputChunk:
+    stream: int  # Docker's stream ids: 1 stdout, 2 stderr
+    data: bytes
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ExecTask:
+    """Start a process in the running task.  ``capture``: keep its output for
+    ReadExecOutput (else it goes to /dev/null: a detached exec)."""
+
+    TYPE: ClassVar[str] = "sup.exec"
+    container_id: str
+    exec_id: str
+    process: ExecProcess
+    stdin: bool = False
+    capture: bool = True
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ExecStarted:
+    TYPE: ClassVar[str] = "sup.execstarted"
+    container_id: str
+    exec_id: str
+    pid: int
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ReadExecOutput:
+    """Long poll: the exec's output from byte ``offset`` on (which also
+    acknowledges everything before it: the shim forgets it).  Answered when
+    there is output, when the exec is done, or after a while with nothing.
+    Asking again with the same offset is safe (after a supervisor restart)."""
+
+    TYPE: ClassVar[str] = "sup.execread"
+    container_id: str
+    exec_id: str
+    offset: int = 0
+    max_bytes: int = 1 << 20
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ExecOutput:
+    """``offset``: where the next read starts.  ``done``: the process exited
+    and every byte of its output is in this or an earlier reply."""
+
+    TYPE: ClassVar[str] = "sup.execoutput"
+    container_id: str
+    exec_id: str
+    offset: int
+    chunks: list[OutputChunk] = attrs.field(factory=list)
+    done: bool = False
+    pid: int = 0
+    exit_status: int = 0
+    exited_at: int = 0
+
+
+@message
+@attrs.frozen(kw_only=True)
+class WriteExecStdin:
+    """Bytes for the exec's stdin at byte ``offset`` of its input (a repeated
+    write is not written twice); ``eof`` closes it."""
+
+    TYPE: ClassVar[str] = "sup.execstdin"
+    container_id: str
+    exec_id: str
+    offset: int = 0
+    data: bytes = b""
+    eof: bool = False
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ResizeExec:
+    TYPE: ClassVar[str] = "sup.execresize"
+    container_id: str
+    exec_id: str
+    height: int
+    width: int
+
+
+@message
+@attrs.frozen(kw_only=True)
+class DeleteExec:
+    """The exec's end is known: the shim forgets it.  ``orphan``: nobody will
+    read it (a restarted daemon does not know it): its output is dropped from
+    now on, its stdin closed, and it is forgotten when it ends."""
+
+    TYPE: ClassVar[str] = "sup.execdelete"
+    container_id: str
+    exec_id: str
+    orphan: bool = False
+
+
+@message
+@attrs.frozen(kw_only=True)
+class PauseTask:
+    TYPE: ClassVar[str] = "sup.pause"
+    container_id: str
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ResumeTask:
+    TYPE: ClassVar[str] = "sup.resume"
+    container_id: str
+
+
+@message
+@attrs.frozen(kw_only=True)
+class UpdateTask:
+    """New cgroup limits for the running task (OCI LinuxResources)."""
+
+    TYPE: ClassVar[str] = "sup.update"
+    container_id: str
+    resources: dict[str, Any]

@@ -202,11 +202,23 @@ def test_every_command_parses_its_documented_flags():
                     {"quiet": True, "no_trunc": True, "human": False, "format": "{{.ID}}"}),
         "_image_prune": (["-af", "--filter", "until=1h"],
                          {"all": True, "force": True, "filter": ["until=1h"]}),
+        "_volume_create": (["-d", "local", "--label", "a=b", "-o", "x=y", "v"],
+                           {"driver": "local", "label": ["a=b"], "opt": ["x=y"]}),
+        "_volume_ls": (["-q", "-f", "dangling=true", "--format", "{{.Name}}"],
+                       {"quiet": True, "filter": ["dangling=true"], "format": "{{.Name}}"}),
+        "_volume_inspect": (["-f", "{{.Name}}", "v"], {"format": "{{.Name}}"}),
+        "_volume_rm": (["-f", "a", "b"], {"force": True}),
+        "_volume_prune": (["-af", "--filter", "label=a"],
+                          {"all": True, "force": True, "filter": ["label=a"]}),
         "run": (["--rm", "--runtime", "runc", "--network", "host", "--restart", "always",
                  "--entrypoint", "", "-w", "/w", "-u", "1:2", "busybox"],
                 {"rm": True, "runtime": "runc", "network": "host", "restart": "always",
                  "entrypoint": "", "workdir": "/w", "user": "1:2"}),
     }
+    cases["run"][0][-1:-1] = ["-v", "n:/d", "--tmpfs", "/t:size=1m", "--mount",
+                              "type=bind,src=/h,dst=/m,ro"]
+    cases["run"][1].update({"volume": ["n:/d"], "tmpfs": ["/t:size=1m"], "mount": [
+        {"Type": "bind", "Source": "/h", "Target": "/m", "ReadOnly": True}]})
     for name, (module, _) in climain.COMMANDS.items():
         if module is None:
             continue
@@ -237,3 +249,55 @@ def test_global_flags():
     e = pytest.raises(UsageError, climain.GLOBAL.parse, ["--foo"]).value
     assert e.render() == ("unknown flag: --foo\n\nUsage:  trioctr [OPTIONS] COMMAND [ARG...]\n\n"
                           "Run 'trioctr --help' for more information")
+
+
+# -- -v/--volume and --mount, as docker's CLI parses them ---------------------------------
+
+
+def test_volume_spec_parsing():
+    from cli.volumes import parse_volume_spec, split_volumes, VolumeSpecError
+
+    assert parse_volume_spec("/data") == {"Type": "volume", "Source": "", "Target": "/data",
+                                          "ReadOnly": False}
+    assert parse_volume_spec("name:/data:ro")["Type"] == "volume"
+    assert parse_volume_spec("name:/data:ro")["ReadOnly"] is True
+    assert parse_volume_spec("/h:/c")["Type"] == "bind"
+    assert parse_volume_spec("./rel:/c")["Type"] == "bind"
+    assert parse_volume_spec("~/x:/c")["Type"] == "bind"
+    assert parse_volume_spec("rel/x:/c")["Type"] == "volume"
+    for bad, msg in (("a:b:c:d", "invalid spec: a:b:c:d: too many colons"),
+                     (":/x", "invalid spec: :/x: empty section between colons"),
+                     ("", "invalid empty volume spec")):
+        with pytest.raises(VolumeSpecError) as ei:
+            parse_volume_spec(bad)
+        assert str(ei.value) == msg
+    binds, vols = split_volumes(["/data", "n:/n", "./h:/h:ro", "/abs:/a", "rel/p:/r"], cwd="/cwd")
+    assert vols == {"/data": {}}
+    assert binds == ["n:/n", "/cwd/h:/h:ro", "/abs:/a", "rel/p:/r"]
+
+
+def test_mount_flag_parsing():
+    from cli.volumes import parse_mount
+
+    assert parse_mount("type=volume,source=v,target=/d,volume-nocopy,volume-label=a=b") == {
+        "Type": "volume", "Source": "v", "Target": "/d",
+        "VolumeOptions": {"Labels": {"a": "b"}, "DriverConfig": {}, "NoCopy": True}}
+    assert parse_mount("target=/anon") == {"Type": "volume", "Target": "/anon"}
+    assert parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1777") == {
+        "Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1 << 20, "Mode": 0o1777}}
+    assert parse_mount("type=bind,src=/h,dst=/m,bind-propagation=rslave,readonly=false") == {
+        "Type": "bind", "Source": "/h", "Target": "/m", "ReadOnly": False,
+        "BindOptions": {"Propagation": "rslave"}}
+    for bad, msg in (("type=bind,src=/h", "target is required"),
+                     ("type=bind,dst=/x,tmpfs-size=1m", "cannot mix 'tmpfs-*' options with mount type 'bind'"),
+                     ("type=tmpfs,dst=/x,bind-propagation=shared",
+                      "cannot mix 'bind-*' options with mount type 'tmpfs'"),
+                     ("dst=/x,foo", "invalid field 'foo' must be a key=value pair"),
+                     ("dst=/x,foo=1", "unexpected key 'foo' in 'foo=1'"),
+                     ("dst=/x,ro=maybe", "invalid value for ro: maybe"),
+                     ("type=tmpfs,dst=/x,tmpfs-mode=9", "invalid value for tmpfs-mode: 9")):
+        with pytest.raises(ValueError) as ei:
+            parse_mount(bad)
+        assert str(ei.value) == msg, bad
+    e = pytest.raises(UsageError, parse, "run", "--mount", "type=bind", "busybox").value
+    assert e.render().startswith('invalid argument "type=bind" for "--mount" flag: target is required')

@@ -231,6 +231,33 @@ def test_create_then_start(engine):
     assert res.returncode == 0
 
 
+def test_start_attached_on_an_exited_container_shows_the_new_run_only(engine):
+    res = engine.docker("run", "--name", "again", "busybox", "sh", "-c", "echo run; exit 3")
+    assert (res.returncode, out(res)) == (3, "run\n"), err(res)
+    # `docker start -a` attaches (to a stopped container) before it starts it
+    res = engine.docker("start", "-a", "again")
+    assert (res.returncode, out(res)) == (3, "run\n"), err(res)
+    logs = engine.docker("logs", "again")
+    assert out(logs) == "run\nrun\n"
+    engine.docker("rm", "again")
+
+
+def test_image_names_with_slashes_and_a_registry_port(engine):
+    name = "localhost:5000/team/app:1"
+    res = engine.docker("tag", "busybox", name)
+    assert res.returncode == 0, err(res)
+    try:
+        res = engine.docker("image", "inspect", "-f", "{{json .RepoTags}}", name)
+        assert res.returncode == 0 and name in json.loads(out(res)), err(res)
+        res = engine.docker("history", "-q", name)
+        assert res.returncode == 0 and out(res).strip(), err(res)
+    finally:
+        res = engine.docker("rmi", name)
+    assert (res.returncode, out(res)) == (0, f"Untagged: {name}\n"), err(res)
+    res = engine.docker("image", "inspect", name)
+    assert res.returncode == 1 and f"No such image: {name}" in err(res)
+
+
 def test_events_since_until_as_json(engine):
     t0 = time.time()
     res = engine.docker("run", "--rm", "--name", "evt", "-l", "k=v", "busybox", "true")

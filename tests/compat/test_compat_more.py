@@ -288,9 +288,8 @@ def test_export(engine, client, running, tmp_path):
     assert "data/sub/deep" in _tar_names(data)
     stopped = out(engine.docker("create", "busybox", "true")).strip()
     try:
-        res = engine.docker("export", stopped)
-        assert res.returncode == 1
-        assert f"Container {stopped} is not running" in err(res)
+        res = engine.docker("export", stopped)  # a created container: its layers, mounted aside
+        assert res.returncode == 0 and "bin/sh" in _tar_names(res.stdout), err(res)
     finally:
         engine.docker("rm", stopped)
     res = engine.docker("export", "nope-x")
@@ -324,7 +323,7 @@ def test_cp_from_a_container(engine, running, tmp_path):
     stopped = out(engine.docker("create", "busybox", "true")).strip()
     try:
         res = engine.docker("cp", f"{stopped}:/etc/passwd", f"{d}/p")
-        assert res.returncode == 1 and f"Container {stopped} is not running" in err(res), err(res)
+        assert res.returncode == 0 and open(f"{d}/p").read().startswith("root:"), err(res)
     finally:
         engine.docker("rm", stopped)
 

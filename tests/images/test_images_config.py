@@ -95,8 +95,6 @@ def test_stop_sends_the_images_stopsignal(engine, client):
         engine.cli("rm", "-f", cid)
 
 
-@pytest.mark.xfail(reason="image VOLUMEs are not honoured: container create (actors/api.py) "
-                          "sets Config.Volumes to null and makes no anonymous volume", strict=True)
 def test_image_volumes_become_anonymous_volumes(engine):
     cid = engine.cli("create", "cfg/vol:1", check=True).stdout.decode().strip()
     try:

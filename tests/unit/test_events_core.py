@@ -85,3 +85,17 @@ async def test_slow_subscriber_is_dropped_not_waited_for(tmp_path):
     async for ev in slow:  # its channel was closed after its buffer filled
         drained.append(ev.actor_id)
     assert drained == ["0", "1", "2", "3"]
+
+
+def test_events_published_around_others_keep_their_order():
+    bus = EventBus(None)
+    bus.around("container", "start", before=lambda cid: bus.publish("volume", "mount", f"v-{cid}"))
+    bus.around("container", "die", after=lambda cid: bus.publish("volume", "unmount", f"v-{cid}"))
+    for action in ("create", "start", "die", "destroy"):
+        bus.publish("container", action, "c1")
+    got = [(e.type, e.action, e.actor_id) for e in bus.recent]
+    assert got == [("container", "create", "c1"), ("volume", "mount", "v-c1"),
+                   ("container", "start", "c1"), ("container", "die", "c1"),
+                   ("volume", "unmount", "v-c1"), ("container", "destroy", "c1")]
+    times = [e.time_nano for e in bus.recent]
+    assert times == sorted(set(times))
