@@ -1064,8 +1064,14 @@ async def start_container(daemon, rec: dict) -> None:
             raise RemoteError(ErrorCode.NOT_FOUND, f"No such container: {cid}")
         if rec["State"]["Running"]:
             return
-        image = await get_image(daemon, rec["Image"])
-        layers = await trio.to_thread.run_sync(daemon.images.layer_dirs, image)
+        try:
+            image = await get_image(daemon, rec["Image"])
+            layers = await trio.to_thread.run_sync(daemon.images.layer_dirs, image)
+        except HTTPError as exc:
+            # its image was force-removed: the layers were kept for it
+            layers = daemon.images.pinned_layer_dirs(cid)
+            if exc.status != 404 or layers is None:
+                raise
         spec = await trio.to_thread.run_sync(spec_for_record, rec, layers, daemon.config.cgroup_parent)
         lower = ":".join(reversed(layers))
         gd = rec["GraphDriver"]["Data"]
@@ -1334,6 +1340,13 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         if daemon.names.get(rec["Name"]) == cid:
             daemon.names.pop(rec["Name"], None)
         await trio.to_thread.run_sync(shutil.rmtree, daemon.container_dir(cid), True)
+        if daemon.images.has_pins(cid):
+            # it was the last user of layers whose image was force-removed:
+            # they go now (dockerd's layers are reference-counted the same way)
+            from .api_images import container_uses
+
+            container_uses(daemon)
+            await trio.to_thread.run_sync(daemon.images.collect)
     daemon.events.publish("container", "destroy", cid, daemon.event_attrs(rec))
     daemon.notify(cid)
     if volumes or auto:  # `rm -v`, and --rm as dockerd's autoremove: the anonymous volumes

@@ -341,8 +341,6 @@ async def get_image(daemon, ref: str):
         raise HTTPError(400, str(exc)) from None
 
 
-
-
 def container_uses(daemon) -> list:
     """The containers' uses of images (for rmi/prune conflicts), and tell the
     store which layers containers use so that no collection takes them."""

@@ -620,6 +620,8 @@ def _inspect_raw(ctx, kind, name, size):
     if kind == "container":
         q = {"size": "1"} if size else None
         resp = ctx.client.request("GET", "/containers/%s/json" % _q(name), q)
+    elif kind == "volume":
+        resp = ctx.client.request("GET", "/volumes/%s" % _q(name))
     else:
         resp = ctx.client.request("GET", "/images/%s/json" % _q(name))
     data = resp.read()
@@ -630,7 +632,7 @@ def _inspect_raw(ctx, kind, name, size):
 def cmd_inspect(ctx, opts, args):
     from cli.client import APIError
     kind = opts["type"]
-    if kind and kind not in ("container", "image"):
+    if kind and kind not in ("container", "image", "volume"):
         raise CLIError('"%s" is not a valid value for --type' % kind)
     raws = []
     errors = []
@@ -641,7 +643,7 @@ def cmd_inspect(ctx, opts, args):
             except APIError as e:
                 errors.append(str(e))
             continue
-        for k in ("container", "image"):
+        for k in ("container", "image", "volume"):  # docker's order (no networks yet)
             try:
                 raws.append(_inspect_raw(ctx, k, name, opts["size"]))
                 break

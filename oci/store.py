@@ -926,6 +926,20 @@ class ImageStore:
             return list(image.layer_dirs)
         return list(self.get(image).layer_dirs)
 
+    def has_pins(self, container_id: str) -> bool:
+        with self._lock:
+            return container_id in self._pins
+
+    def pinned_layer_dirs(self, container_id: str) -> list[str] | None:
+        """The layer ``fs`` dirs (base first) kept for a container whose image
+        was force-removed (``rmi -f``), or None: it can still start, as with
+        dockerd, whose layers outlive the image that brought them."""
+        with self._lock:
+            chains = self._pins.get(container_id)
+        if not chains or not all(self.has_layer(c) for c in chains):
+            return None
+        return [self.layer_dir(c) for c in chains]
+
     def lowerdir(self, image: Image | str) -> str:
         """The overlayfs ``lowerdir=`` value: top layer first, ``:``-separated."""
         return ":".join(reversed(self.layer_dirs(image)))

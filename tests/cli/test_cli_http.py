@@ -255,6 +255,14 @@ def test_inspect_containers_then_images(cli, fake):
     res = cli("inspect", "-f", "{{.Nope}}", "x")
     assert res.returncode == 1
     assert res.stderr.decode().startswith("template parsing error: template: :1:2: executing")
+    # then volumes, as docker looks them up
+    fake.routes["GET /containers/vol/json"] = error(404, "No such container: vol")
+    fake.routes["GET /images/vol/json"] = error(404, "No such image: vol:latest")
+    fake.routes["GET /volumes/vol"] = Reply(body={"Name": "vol", "Driver": "local"})
+    res = cli("inspect", "-f", "{{.Name}} {{.Driver}}", "vol")
+    assert (res.returncode, res.stdout) == (0, b"vol local\n"), res.stderr
+    res = cli("inspect", "--type", "volume", "-f", "{{.Driver}}", "vol")
+    assert (res.returncode, res.stdout) == (0, b"local\n"), res.stderr
 
 
 # --- run / create ------------------------------------------------------------------------------------

@@ -209,8 +209,26 @@ def test_rmi_force_keeps_a_stopped_containers_layers(engine):
     engine.cli("image", "prune", "-a", "-f", check=True)
     assert os.path.isdir(layer_dir)
     engine.cli("rm", cid, check=True)
-    engine.cli("image", "prune", "-f", check=True)
-    assert not os.path.exists(layer_dir)  # collected once no container uses it
+    assert not os.path.exists(layer_dir)  # collected as its last container goes
+
+
+def test_a_container_whose_image_was_force_removed_still_starts(engine):
+    # an image with a layer of its own (busybox plus one file), so that only the
+    # container keeps that layer once the image is gone, as with dockerd
+    from tests.helpers.images import busybox_rootfs_entries, write_tar
+
+    tar = str(engine.tars / "own-layer.tar")
+    write_tar(tar, sorted(busybox_rootfs_entries() + [tar_entry("marker", data=b"kept\n")],
+                          key=lambda e: e[0].name))
+    engine.cli("import", tar, "own/layer:1", check=True)
+    cid = engine.cli("create", "own/layer:1", "cat", "/marker", check=True).stdout.decode().strip()
+    try:
+        assert engine.cli("rmi", "-f", "own/layer:1").returncode == 0
+        engine.cli("image", "prune", "-a", "-f", check=True)
+        res = engine.cli("start", "-a", cid)
+        assert (res.returncode, res.stdout) == (0, b"kept\n"), res.stderr
+    finally:
+        engine.cli("rm", "-f", cid)
 
 
 def test_sdk_prune(engine):
