@@ -405,17 +405,25 @@ def _tar_tree(root: _ContainerRoot, fd: int, cpath: str, arcname: str, *, export
             else:
                 hardlinks[key] = arc
         if st_.S_ISREG(st.st_mode) and ti.size:
-            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
             try:
-                # by name under its directory, never following; or the very file
-                # the O_PATH descriptor holds (reopened through /proc/self/fd)
-                rfd = os.open(name, flags | os.O_NOFOLLOW, dir_fd=parent_fd) if parent_fd is not None \
-                    else os.open(f"/proc/self/fd/{fd}", flags)
+                # by name under its directory, never following, as O_PATH (opens
+                # nothing: the container may have swapped the file for a device
+                # or a fifo since the stat); checked, then the very inode
+                # reopened through /proc/self/fd
+                pfd = os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd) \
+                    if parent_fd is not None else os.dup(fd)
             except OSError:
-                return  # gone or replaced meanwhile
+                return  # gone meanwhile
             try:
-                if not st_.S_ISREG(os.fstat(rfd).st_mode):
-                    return
+                if not st_.S_ISREG(os.fstat(pfd).st_mode):
+                    return  # replaced meanwhile
+                rfd = os.open(f"/proc/self/fd/{pfd}", flags)
+            except OSError:
+                return
+            finally:
+                os.close(pfd)
+            try:
                 yield _header(ti)
                 yield from _file_blocks(rfd, ti.size)
             finally:
@@ -429,15 +437,28 @@ def _tar_tree(root: _ContainerRoot, fd: int, cpath: str, arcname: str, *, export
             return True
         return not export and fstype not in PSEUDO_FS
 
+    def enter(dfd: int, top_dev: int) -> bool:
+        # the same decision from the directory actually opened: a running
+        # container can rename a directory holding a mount point after its
+        # mountinfo was read; a pseudo filesystem is never walked, and an
+        # export never leaves the root's filesystem
+        if _fstype_magic(dfd) in _PSEUDO_MAGIC:
+            return False
+        return not export or os.fstat(dfd).st_dev == top_dev
+
     st = os.stat(fd)  # the O_PATH descriptor itself (lstat of the object)
     if arcname:
         yield from entry(None, "", st, cpath, arcname)
     if not st_.S_ISDIR(st.st_mode) or not descend(cpath):
         return
+    top_dev = st.st_dev
     # an explicit stack (no recursion limit): (directory fd, sorted names, cpath, arc prefix)
     stack = []
     try:
         dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if not enter(dfd, top_dev):
+            os.close(dfd)
+            return
         stack.append((dfd, iter(sorted(os.listdir(dfd))), cpath, arcname))
         while stack:
             dfd, names, cp, arc = stack[-1]
@@ -459,6 +480,9 @@ def _tar_tree(root: _ContainerRoot, fd: int, cpath: str, arcname: str, *, export
                 except OSError:
                     continue
                 try:
+                    if not enter(cfd, top_dev):
+                        os.close(cfd)
+                        continue
                     listing = iter(sorted(os.listdir(cfd)))
                 except OSError:
                     os.close(cfd)
@@ -625,6 +649,26 @@ def _lexical_inside(rel: str) -> bool:
     return rel != ".." and not rel.startswith("../")
 
 
+_MAX_USER_TABLE = 16 << 20
+
+
+def _open_regular(root_fd: int, cpath: str) -> int:
+    """A read descriptor of the regular file at ``cpath`` in the root, never
+    opening anything else: the inode is pinned with O_PATH and checked
+    first, then reopened through /proc/self/fd (no fifo open can block, no
+    device is opened, no swap between the check and the open)."""
+    import errno
+    import stat as st_
+
+    pfd = _in_root(root_fd, cpath, _O_PATH | os.O_NOFOLLOW)
+    try:
+        if not st_.S_ISREG(os.fstat(pfd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", cpath)
+        return os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    finally:
+        os.close(pfd)
+
+
 def _container_user(root_fd: int, user: str) -> tuple[int, int] | None:
     """The uid and gid of the container's configured user (`docker cp -a`),
     looked up in the container's own /etc/passwd and /etc/group."""
@@ -633,12 +677,15 @@ def _container_user(root_fd: int, user: str) -> tuple[int, int] | None:
     name, _, group = user.partition(":")
 
     def table(path: str) -> list[list[str]]:
+        # the container owns these files: only a regular file is read (a fifo
+        # would block the daemon, a device read forever), and only so much of it
         try:
-            fd = _in_root(root_fd, path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = _open_regular(root_fd, path)
         except OSError:
             return []
-        with os.fdopen(fd, "r", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(_MAX_USER_TABLE).decode("utf-8", "replace")
+        return [line.split(":") for line in data.split("\n") if line.strip() and not line.startswith("#")]
 
     uid = gid = None
     if name.isdigit():
@@ -866,7 +913,10 @@ def _extract(root: "_ContainerRoot", rec: dict, path: str, body, opts: ExtractOp
     dest = "/" + "/".join(names)
     owner = _container_user(root.fd, rec["Config"].get("User") or "") if opts.copy_uid_gid else None
     ex = _Extractor(root, dest, opts, owner, live=bool(root.mounts))
-    with tarfile.open(fileobj=body, mode="r|*") as tf:
+    from oci.unpack import GuardedTarInfo
+
+    # a PAX or GNU long-name header is read whole by tarfile: bounded
+    with tarfile.open(fileobj=body, mode="r|*", tarinfo=GuardedTarInfo) as tf:
         for m in tf:
             ex.member(tf, m)
     ex.finish()
@@ -933,16 +983,31 @@ def _same_time(a_ns: int, b_ns: int) -> bool:
     return a_ns == b_ns or (a_ns // 10**9 == b_ns // 10**9 and (a_ns % 10**9 == 0 or b_ns % 10**9 == 0))
 
 
+def _fd_opaque(fd: int) -> bool:
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(fd, attr) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def overlay_changes(lowers: list[str], upper: str) -> list[tuple[str, int]]:
-    """[(path, kind)] of an overlay upper directory over ``lowers`` (top first)."""
+    """[(path, kind)] of an overlay upper directory over ``lowers`` (top first).
+
+    A running container changes its upper directory while it is walked: the
+    walk goes by descriptors, each directory opened under its parent's with
+    O_NOFOLLOW (a directory swapped for a symlink is never followed) and
+    looked at through that descriptor only."""
     import stat as st_
 
     out: list[tuple[str, int]] = []
     changed_dirs: set[str] = set()
 
-    def visit(rel: str, full: str, st: os.stat_result) -> None:
+    def visit(rel: str, st: os.stat_result, opaque: bool) -> None:
         kind = None
-        if _is_whiteout(st) or (st_.S_ISDIR(st.st_mode) and _is_opaque(full)):
+        if _is_whiteout(st) or (st_.S_ISDIR(st.st_mode) and opaque):
             kind = KIND_DELETE
         else:
             kind = KIND_ADD
@@ -961,26 +1026,47 @@ def overlay_changes(lowers: list[str], upper: str) -> list[tuple[str, int]]:
                 changed_dirs.add(parent)
         out.append((rel, kind))
 
-    def listing(full: str):
+    def listing(fd: int):
         try:
-            return iter(sorted(os.listdir(full)))
+            return iter(sorted(os.listdir(fd)))
         except OSError:
             return iter(())
 
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        root_fd = os.open(upper, dir_flags)
+    except OSError:
+        return out
     # pre-order, names sorted (Go's filepath.Walk), with an explicit stack
-    stack = [("/", upper, listing(upper))]
-    while stack:
-        rel, full, names = stack[-1]
-        name = next(names, None)
-        if name is None:
-            stack.pop()
-            continue
-        crel, cfull = f"{rel.rstrip('/')}/{name}", os.path.join(full, name)
-        try:
-            st = os.lstat(cfull)
-        except OSError:
-            continue
-        visit(crel, cfull, st)
-        if st_.S_ISDIR(st.st_mode):
-            stack.append((crel, cfull, listing(cfull)))
+    stack = [("/", root_fd, listing(root_fd))]
+    try:
+        while stack:
+            rel, dfd, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(dfd)
+                stack.pop()
+                continue
+            crel = f"{rel.rstrip('/')}/{name}"
+            try:
+                st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            except OSError:
+                continue
+            if not st_.S_ISDIR(st.st_mode):
+                visit(crel, st, False)
+                continue
+            try:
+                cfd = os.open(name, dir_flags, dir_fd=dfd)
+            except OSError:
+                continue  # gone, or no longer a directory
+            try:
+                st = os.fstat(cfd)
+                visit(crel, st, _fd_opaque(cfd))
+            except BaseException:
+                os.close(cfd)
+                raise
+            stack.append((crel, cfd, listing(cfd)))
+    finally:
+        for item in stack:
+            os.close(item[1])
     return out

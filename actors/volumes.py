@@ -175,11 +175,13 @@ def delete_tree(path: str) -> None:
 
 def tree_size(path: str) -> int:
     """Disk usage of a tree in bytes (allocated blocks, each inode once)."""
+    # by descriptors (os.fwalk): a running container changes its volume
+    # meanwhile, and a directory it swaps for a symlink must not be followed
     total, seen = 0, set()
-    for dirpath, dirnames, filenames in os.walk(path):
+    for _dirpath, dirnames, filenames, dfd in os.fwalk(path, follow_symlinks=False):
         for n in dirnames + filenames:
             try:
-                st = os.lstat(os.path.join(dirpath, n))
+                st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
             except OSError:
                 continue
             if (st.st_dev, st.st_ino) in seen:
@@ -340,10 +342,12 @@ def _tmpfs_data(topts: Any, read_only: bool) -> list[str]:
                 break
         else:
             out.append(f"size={size}")
+    extra = []
     for o in topts.get("Options") or []:  # API 1.46 (e.g. ["exec"]); harmless before
         if isinstance(o, list):
-            out.append("=".join(str(x) for x in o))
-    return out
+            extra.append("=".join(str(x) for x in o))
+    _check_tmpfs_options(extra)
+    return out + extra
 
 
 def parse_mount(m: Any, *, source_exists=os.path.lexists) -> dict:
@@ -438,8 +442,22 @@ def parse_tmpfs(tmpfs: Any) -> dict[str, list[str]]:
             raise VolumeError("invalid specification: destination can't be '/'")
         if not dest.startswith("/"):
             raise VolumeError(f"invalid mount path: '{dest}' mount path must be absolute")
-        out[posixpath.normpath(dest)] = [o for o in data.split(",") if o]
+        opts = [o for o in data.split(",") if o]
+        _check_tmpfs_options(opts)
+        out[posixpath.normpath(dest)] = opts
     return out
+
+
+# mount options that would make a "tmpfs" entry something else than a new
+# tmpfs (a bind of its source, a remount or a move of what is there)
+TMPFS_FORBIDDEN = {"bind", "rbind", "remount", "move"}
+
+
+def _check_tmpfs_options(opts: list[str]) -> None:
+    for o in opts:
+        if o.strip().lower() in TMPFS_FORBIDDEN:
+            raise VolumeError(f"invalid tmpfs option {o!r}: a tmpfs mount cannot be a bind, a "
+                              "remount or a move")
 
 
 def plan_mounts(hc: dict, config_volumes: dict | None) -> list[dict]:

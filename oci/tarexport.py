@@ -45,7 +45,7 @@ from .digest import chain_id, hex_of, is_digest
 from .errors import (DigestMismatch, ImageNotFound, InvalidArgument, InvalidReference, NotFound)
 from .reference import parse_any, parse_normalized
 from .store import ImageStore, host_platform
-from .unpack import decompress, detect_compression
+from .unpack import GuardedTarInfo, decompress, detect_compression
 
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -274,7 +274,7 @@ class _Archive:
                 self._f.close()
                 self._f = open(self._tmp, "rb")
             try:
-                self._tf = tarfile.open(fileobj=self._f, mode="r:")
+                self._tf = tarfile.open(fileobj=self._f, mode="r:", tarinfo=GuardedTarInfo)
                 members = self._tf.getmembers()
             except (tarfile.TarError, EOFError) as exc:
                 raise LoadError(f"invalid tar archive: {exc}") from None
@@ -463,6 +463,8 @@ def _oci_items(ar: _Archive) -> list[_Item]:
             doc = json.loads(data)
         except ValueError:
             raise LoadError(f"invalid OCI layout: {desc['digest']} is not JSON") from None
+        if not isinstance(doc, dict):
+            raise LoadError(f"invalid OCI layout: {desc['digest']} is not a JSON object")
         mt = doc.get("mediaType") or desc.get("mediaType")
         if "manifests" in doc or mt in (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST):
             if depth > 4:

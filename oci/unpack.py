@@ -60,6 +60,31 @@ import attrs
 from .digest import CHUNK, HashingReader
 from .errors import InvalidArgument, UnsafeLayer, UnsupportedMediaType
 
+# tarfile reads a GNU long name or a PAX extended header in one read of the
+# size its header claims: a crafted archive (a few kilobytes gzipped) would
+# make the daemon hold gigabytes.  These headers are refused beyond a bound.
+MAX_EXTENDED_HEADER = 1 << 20
+
+
+class GuardedTarInfo(tarfile.TarInfo):
+    """tarfile's TarInfo (``tarfile.open(..., tarinfo=GuardedTarInfo)``),
+    refusing a GNU long name/link or a PAX header larger than
+    MAX_EXTENDED_HEADER before tarfile reads it into memory."""
+
+    def _check_extended(self) -> None:
+        if self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.ReadError(f"extended header of {self.size} bytes is too large "
+                                    f"(at most {MAX_EXTENDED_HEADER})")
+
+    def _proc_gnulong(self, tarfile):  # type: ignore[override]
+        self._check_extended()
+        return super()._proc_gnulong(tarfile)
+
+    def _proc_pax(self, tarfile):  # type: ignore[override]
+        self._check_extended()
+        return super()._proc_pax(tarfile)
+
+
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
@@ -612,7 +637,7 @@ def unpack_layer(fileobj: BinaryIO, dest: str, *, privileged: bool | None = None
     try:
         try:
             tf = tarfile.open(fileobj=hr, mode="r|", encoding="utf-8",  # type: ignore[call-overload]
-                              errors="surrogateescape")
+                              errors="surrogateescape", tarinfo=GuardedTarInfo)
             with tf:
                 for member in tf:
                     ex.entry(tf, member)
