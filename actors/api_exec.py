@@ -312,7 +312,9 @@ async def _run_exec(daemon, rec: dict, ex: ExecInstance,
         _exec_ended(daemon, rec, ex, code, out)
         with trio.CancelScope(shield=True):
             try:
-                await daemon.sup_request(sup.DeleteExec(container_id=cid, exec_id=ex.id), timeout=10)
+                # asked again of the next supervisor if this one dies under it:
+                # a done exec left in the shim counts against its EXEC_MAX
+                await sup_call(daemon, sup.DeleteExec(container_id=cid, exec_id=ex.id), timeout=10)
             except RemoteError:
                 pass
             _trim_execs(daemon, cid)

@@ -202,6 +202,18 @@ class OutputBuffer:
         return out, pos
 
 
+def close_fd(fd: int) -> None:
+    """Close an fd a task may be waiting on (wait_readable/wait_writable):
+    trio wakes the waiter with ClosedResourceError first.  Closed without
+    telling, the waiter sleeps for ever on an fd number that the next pipe
+    or socket reuses."""
+    try:
+        trio.lowlevel.notify_closing(fd)
+    except RuntimeError:  # not in trio
+        pass
+    os.close(fd)
+
+
 def wait_status_to_exit_code(status: int) -> int:
     """Docker's convention: the exit code, or 128 + the signal that killed it."""
     if os.WIFEXITED(status):
@@ -312,6 +324,29 @@ def cmd_start(shim_dir: str) -> int:
     return 0 if ok else 1
 
 
+# everything our runtime imports lazily, in the commands the shim calls
+# in-process (worker threads) and in the ones it forks (create, exec)
+RUNTIME_MODULES = ("actors.runtime", "linux.cgroups", "linux.mounts", "linux.caps", "linux.seccomp",
+                   "linux.bpf", "linux.net", "linux.syscalls", "oci.units", "json", "_json", "shutil",
+                   "subprocess", "socket", "_socket", "fcntl", "struct", "termios", "errno", "copy")
+
+
+def preload_runtime() -> None:
+    """Import our runtime and everything it imports lazily, before any thread
+    runs: the shim forks itself (create, exec) while worker threads run the
+    runtime's quick commands in-process, and a module lock held by such a
+    thread mid-import would be held forever in the forked child, which then
+    hangs on its own import of that module (and the shim waits on it,
+    shielded, for ever)."""
+    import importlib
+
+    for name in RUNTIME_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional piece (it fails the same in the child)
+            pass
+
+
 def cmd_zygote() -> int:
     """A shim factory with everything already imported (trio, the wire, this
     module): it reads shim directories on stdin, one per line, and for each
@@ -320,7 +355,7 @@ def cmd_zygote() -> int:
     start-up.  It ends with its parent, the supervisor (EOF on stdin; not
     PR_SET_PDEATHSIG, which follows the forking thread, and trio forks from
     worker threads); the shims it made live on."""
-    from . import runtime  # noqa: F401 - imported once here: shims call it in-process
+    preload_runtime()  # imported once here: shims call it in-process and fork it
 
     for line in sys.stdin.buffer:
         shim_dir = line.decode(errors="replace").strip()
@@ -356,6 +391,7 @@ def _become_shim(shim_dir: str, ready_fd: int) -> None:
         sc.mount(m["source"], rootfs, m["type"], 0, ",".join(m.get("options", [])))
     atomic_write(os.path.join(shim_dir, PID_FILE), str(os.getpid()).encode())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s shim %(levelname)s %(message)s")
+    preload_runtime()  # (the zygote did it already; `shim start DIR` did not)
     trio.run(_serve, shim_dir, cfg, ready_fd)
 
 
@@ -422,6 +458,7 @@ class ShimService:
         self._lock = trio.Lock()
         self._stdin_lock = trio.Lock()
         self.master = -1  # the pty master, for containers with a TTY
+        self.init_reaped = False
         self._console_ready = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._has_hooks: bool | None = None  # read from the bundle at the first runtime call
@@ -491,7 +528,10 @@ class ShimService:
     async def handle_request(self, link: Link, msg):
         try:
             if isinstance(msg, sh.ShimCreate):
-                return await self._create()
+                # seen through whoever listens (the console wait included): the
+                # task's state must say what the runtime did
+                with trio.CancelScope(shield=True):
+                    return await self._create()
             if isinstance(msg, sh.ShimStart):
                 return await self._start()
             if isinstance(msg, sh.ShimKill):
@@ -652,6 +692,11 @@ class ShimService:
             for fd in keep:
                 os.set_inheritable(fd, True)
             os.chdir(self.bundle)
+            # fresh stdio objects: a worker thread of the shim (an in-process
+            # runtime call flushing them, a log line) may have held the old
+            # ones' buffer locks at the fork, and they stay held here
+            sys.stdout = open(1, "w", closefd=False)
+            sys.stderr = open(2, "w", closefd=False)
             code = runtime_cli._main(argv)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -786,6 +831,7 @@ class ShimService:
 
     async def _wait_init(self, pid: int) -> None:
         status = await self.reaper.wait(pid)
+        self.init_reaped = True  # its pid may be anybody's now: signal it no more
         at = time.time_ns()
         # every process of the container is gone with its init (pid namespace):
         # the pipes reach EOF; drain them so the log holds every line first
@@ -884,22 +930,27 @@ class ShimService:
         if eid in self.execs:
             raise RemoteError(ErrorCode.ALREADY_EXISTS, f"exec {eid} already exists")
         if len(self.execs) >= EXEC_MAX:
-            raise RemoteError(ErrorCode.UNAVAILABLE, f"too many execs in this container ({EXEC_MAX})")
+            raise RemoteError(ErrorCode.FAILED_PRECONDITION, f"too many execs in this container ({EXEC_MAX})")
         try:
             process = self._exec_spec(msg.process)
         except (OSError, ValueError) as exc:
             raise RemoteError(ErrorCode.INTERNAL, f"exec: the container's config: {exc}") from None
         ex = ExecProc(eid, terminal=msg.process.terminal, capture=msg.capture)
         self.execs[eid] = ex
-        try:
-            pid, fds = await self._start_exec(ex, process, msg.stdin)
-        except BaseException:
-            self.execs.pop(eid, None)
-            ex.close()
-            raise
-        ex.pid = pid
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_exec, ex, fds)
+        # seen through even if the requester goes away (a supervisor killed,
+        # a link dropped for garbage): the daemon asks the next supervisor
+        # again, and must find this exec (ALREADY_EXISTS), not run it twice.
+        # Bounded: the runtime's own timeouts, 10 s for the console.
+        with trio.CancelScope(shield=True):
+            try:
+                pid, fds = await self._start_exec(ex, process, msg.stdin)
+            except BaseException:
+                self.execs.pop(eid, None)
+                ex.close()
+                raise
+            ex.pid = pid
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_exec, ex, fds)
         return sup.ExecStarted(container_id=self.cfg.id, exec_id=eid, pid=pid)
 
     async def _start_exec(self, ex: "ExecProc", process: dict, stdin: bool):
@@ -1097,16 +1148,18 @@ class ShimService:
             try:
                 while view:
                     await trio.lowlevel.wait_writable(ex.stdin_w)
+                    if ex.stdin_w is None:  # closed meanwhile (the exec ended)
+                        break
                     try:
                         n = os.write(ex.stdin_w, view)
                     except BlockingIOError:
                         continue
                     view = view[n:]
                     ex.stdin_written += n
-            except OSError:
-                eof = True  # the process closed its stdin
+            except (OSError, trio.ClosedResourceError):
+                eof = True  # the process closed its stdin, or the exec ended
             if eof and ex.stdin_w is not None:
-                os.close(ex.stdin_w)
+                close_fd(ex.stdin_w)
                 ex.stdin_w = None
             return Ok()
 
@@ -1120,7 +1173,7 @@ class ShimService:
             ex.orphan = True
             ex.out.ack(ex.out.end)
             if ex.stdin_w is not None:
-                os.close(ex.stdin_w)
+                close_fd(ex.stdin_w)
                 ex.stdin_w = None
             ex.wake()
             return Ok()
@@ -1172,15 +1225,17 @@ class ShimService:
             try:
                 while view:
                     await trio.lowlevel.wait_writable(self.stdin_w)
+                    if self.stdin_w is None:  # closed meanwhile (a delete)
+                        break
                     try:
                         n = os.write(self.stdin_w, view)
                     except BlockingIOError:
                         continue
                     view = view[n:]
-            except (BrokenPipeError, OSError):
+            except (OSError, trio.ClosedResourceError):
                 eof = True  # the container closed its stdin: nothing more can go in
             if eof and self.stdin_w is not None:
-                os.close(self.stdin_w)
+                close_fd(self.stdin_w)
                 self.stdin_w = None
             return Ok()
 
@@ -1193,11 +1248,13 @@ class ShimService:
             if status != 0 and self.task.status is not Status.STOPPED:
                 raise RemoteError(ErrorCode.INTERNAL, f"runtime kill failed: {text}")
         else:
-            # we are the init's parent: its pid cannot be reused until we reap it
-            try:
-                os.kill(self.task.pid, signum)
-            except ProcessLookupError:
-                pass
+            # we are the init's parent: its pid cannot be reused until we reap
+            # it (and once reaped, its exit is being recorded: nothing to kill)
+            if not self.init_reaped and self.task.pid not in self.reaper.exits:
+                try:
+                    os.kill(self.task.pid, signum)
+                except ProcessLookupError:
+                    pass
         if signum == signal.SIGKILL and self.task.status is Status.PAUSED:
             # a frozen task dies only once thawed (the cgroup v1 freezer holds
             # even SIGKILL): whoever kills it means it to go
@@ -1215,10 +1272,10 @@ class ShimService:
             await self._run_runtime("delete", "--force", self.cfg.id)
             self.log.close()
             if self.master >= 0:
-                os.close(self.master)
+                close_fd(self.master)
                 self.master = -1
             if self.stdin_w is not None:
-                os.close(self.stdin_w)
+                close_fd(self.stdin_w)
                 self.stdin_w = None
             reply = sup.TaskDeleted(container_id=self.cfg.id, exit_status=self.task.exit_status,
                                     exited_at=self.task.exited_at)
@@ -1278,10 +1335,10 @@ class ExecProc:
 
     def close(self) -> None:
         if self.stdin_w is not None:
-            os.close(self.stdin_w)
+            close_fd(self.stdin_w)
             self.stdin_w = None
         if self.master >= 0:
-            os.close(self.master)
+            close_fd(self.master)
             self.master = -1
 
 

@@ -72,6 +72,7 @@ class ShimHandle:
     link: Link | None = None
     info: sup.TaskInfo | None = None
     deleting: bool = False
+    deleted: bool = False  # the shim answered ShimDelete
     lost: bool = False
 
 
@@ -214,7 +215,8 @@ class Supervisor:
             status, at = 137 if init_pid else 255, _now_ns()
         self._runtime_delete(handle.container_id)
         shutil.rmtree(handle.dir, ignore_errors=True)
-        self.shims.pop(handle.container_id, None)
+        if self.shims.get(handle.container_id) is handle:
+            del self.shims[handle.container_id]
         events.append(sup.ShimLost(container_id=handle.container_id, reason=reason))
         events.append(sup.TaskExit(container_id=handle.container_id, pid=init_pid,
                                    exit_status=status, exited_at=at))
@@ -244,7 +246,17 @@ class Supervisor:
         the shim is lost."""
         assert handle.link is not None
         why = await handle.link.serve(self)
-        if handle.deleting or handle.lost:
+        if handle.deleted or handle.lost:
+            return
+        if handle.deleting:
+            # the shim went away in the middle of a delete (killed, or it
+            # answered after the request timed out and exited): let the task
+            # go as a lost one, or the dead handle would keep the container
+            # id (ALREADY_EXISTS on every create, UNAVAILABLE on every delete)
+            await trio.sleep(0.2)  # (a delete that did complete sets `deleted` meanwhile)
+            if handle.deleted or handle.lost or self.shims.get(handle.container_id) is not handle:
+                return
+            self._shim_lost(handle, f"shim link closed during delete: {why}")
             return
         # give a dying shim's pid a moment to disappear
         shim_pid = read_int(os.path.join(handle.dir, shimmod.PID_FILE))
@@ -340,6 +352,7 @@ class Supervisor:
     async def _abandon(self, handle: ShimHandle) -> None:
         """Undo a failed create: tell the shim to go, or clean up after it."""
         handle.deleting = True
+        handle.deleted = True  # (the clean-up is ours, here: not _watch_shim's)
         with trio.CancelScope(shield=True):
             if handle.link is not None and not handle.link.closed:
                 try:
@@ -364,7 +377,17 @@ class Supervisor:
         except RemoteError as exc:
             if exc.code is ErrorCode.FAILED_PRECONDITION:
                 handle.deleting = False
+            elif handle.link is None or handle.link.closed:
+                # the shim died under the delete: clean up after it (as for a
+                # lost shim) and answer with the exit it kept, if any
+                if handle.lost or self.shims.get(handle.container_id) is not handle:
+                    raise
+                events = self._shim_lost(handle, f"shim link closed during delete: {exc.message}")
+                ex = next(e for e in events if isinstance(e, sup.TaskExit))
+                return sup.TaskDeleted(container_id=handle.container_id, exit_status=ex.exit_status,
+                                       exited_at=ex.exited_at)
             raise
+        handle.deleted = True
         assert handle.link is not None
         await handle.link.aclose()
         # the shim removed its directory, its mount and the runtime's state

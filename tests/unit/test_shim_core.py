@@ -93,3 +93,45 @@ def test_runc_exec_failures_map_to_dockers_codes():
     text = 'runc create failed: unable to start container process: exec: "/etc": permission denied'
     assert classify_exec_failure(text)[0] == 126
     assert classify_exec_failure("runc create failed: cgroup: no space left on device") is None
+
+
+def test_kill_does_not_signal_a_reaped_init(tmp_path, monkeypatch):
+    """Between the init's reaping and its exit being recorded (the output is
+    drained first, up to 2 s) its pid is free for reuse: a kill then must not
+    signal whatever process has it now."""
+    import os
+    import subprocess
+    import time
+
+    import trio
+
+    from actors import shim
+
+    svc = shim.ShimService(str(tmp_path), shim.ShimConfig(id="c" * 64, runtime_root=str(tmp_path)))
+    p = subprocess.Popen(["true"])
+    while open(f"/proc/{p.pid}/stat").read().split(") ")[1][0] != "Z":
+        time.sleep(0.01)
+    sent = []
+    real_kill = os.kill
+
+    def fake_kill(pid, sig):
+        if pid == p.pid:
+            sent.append(sig)
+            return None
+        return real_kill(pid, sig)
+
+    async def main():
+        async with trio.open_nursery() as n:
+            svc._nursery = n
+            svc.task.created(p.pid)
+            svc.task.started()
+            n.start_soon(svc._wait_init, p.pid)
+            await trio.sleep(0.2)  # reaped; the exit is not recorded yet (no output drained)
+            assert svc.task.status is shim.Status.RUNNING
+            monkeypatch.setattr(os, "kill", fake_kill)
+            await svc._kill(15, False)
+            n.cancel_scope.cancel()
+
+    trio.run(main)
+    p.returncode = 0
+    assert sent == []
