@@ -490,6 +490,7 @@ class ShimService:
             nursery.start_soon(self._accept, listener)
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
+            nursery.start_soon(self._warm_migrations)
             await self.done.wait()
             nursery.cancel_scope.cancel()
         if self.task.status is not Status.DELETED:
@@ -499,6 +500,16 @@ class ShimService:
                 os.unlink(sock_path)
             except OSError:
                 pass
+
+    async def _warm_migrations(self) -> None:
+        """Take the kernel's first-migration wait (an RCU grace period, ~15 ms)
+        now, while the daemon is still asking for the create, not inside the
+        runtime's create (see linux.cgroups.warm_migrations)."""
+        from linux import cgroups
+
+        if self.task.status is Status.NEW:
+            procs = cgroups.own_procs_file()
+            await trio.to_thread.run_sync(cgroups.warm_migrations, procs)
 
     async def _accept(self, listener) -> None:
         async with trio.open_nursery() as nursery:

@@ -470,3 +470,18 @@ def test_seccomp_check_refuses(spec, why):
 
     with pytest.raises(ValueError, match=why):
         seccomp.check(spec)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_warm_migration_is_a_no_op_move_into_our_own_cgroup():
+    procs = cgroups.own_procs_file()
+    assert procs and os.path.basename(procs) == "cgroup.procs"
+    with open(procs) as f:
+        assert str(os.getpid()) in f.read().split()
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    cgroups.warm_migrations(procs)
+    with open("/proc/self/cgroup") as f:
+        assert f.read() == before
+    cgroups.warm_migrations(None)  # nothing to do, no error
+    cgroups.warm_migrations("/nonexistent/cgroup.procs")  # errors are ignored
