@@ -41,9 +41,9 @@ def add_routes(r, daemon) -> None:
         path = req.q("path") or ""
         if not path:
             raise HTTPError(400, "Path cannot be empty")
-        root = await open_root(daemon, rec)
+        root, inner = await open_root_for(daemon, rec, path)
         try:
-            target = await trio.to_thread.run_sync(_locate, root, path)
+            target = await trio.to_thread.run_sync(_locate, root, inner)
         except FileNotFoundError:
             root.close()
             raise HTTPError(404, f"Could not find the file {path} in container {ref}") from None
@@ -90,9 +90,9 @@ def add_routes(r, daemon) -> None:
             # a stopped container's layer is ours while we hold its lock: it
             # cannot start (and mount the same upper directory) meanwhile
             async with daemon.lock(cid):
-                root = await open_root(daemon, rec, write=True)
+                root, inner = await open_root_for(daemon, rec, path, write=True)
                 try:
-                    await trio.to_thread.run_sync(_extract_checked, root, rec, ref, path, body, opts)
+                    await trio.to_thread.run_sync(_extract_checked, root, rec, ref, inner, body, opts)
                 finally:
                     root.close()
         daemon.events.publish("container", "extract-to-dir", cid, daemon.event_attrs(rec))
@@ -132,6 +132,54 @@ async def open_root(daemon, rec: dict, *, write: bool = False) -> "_ContainerRoo
     gd = rec["GraphDriver"]["Data"]
     return await trio.to_thread.run_sync(_mount_layers, list(reversed(layers)), gd["UpperDir"],
                                          gd["WorkDir"], write)
+
+
+async def open_root_for(daemon, rec: dict, path: str, *, write: bool = False) -> tuple["_ContainerRoot", str]:
+    """The root to reach ``path`` in, and the path inside it.  A running
+    container's volumes and binds are mounted where its processes see them;
+    a stopped one's are not part of its layers: a path at or under one of
+    them (lexically) is served from the volume's or the bind's directory, as
+    dockerd mounts a stopped container's volumes for `docker cp`."""
+    if not C.is_running(rec):
+        found = _mount_for(rec, path)
+        if found is not None:
+            source, inner = found
+            try:
+                fd = os.open(source, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                pass  # (a bind whose source is made at start): the layers, then
+            else:
+                return _ContainerRoot(fd, {}), inner
+    return await open_root(daemon, rec, write=write), path
+
+
+def _mount_for(rec: dict, path: str) -> tuple[str, str] | None:
+    """The volume or bind mounted at or above ``path`` in the container's
+    config: (its source directory, ``path`` relative to it, trailing "/" or
+    "/." kept); None when the path is in the container's own layers."""
+    import posixpath
+
+    def clean(p: str) -> str:  # (normpath keeps a leading "//")
+        return posixpath.normpath("/" + p.lstrip("/"))
+
+    norm = clean(path)
+    best: tuple[str, str] | None = None
+    for m in rec.get("Mounts") or []:
+        if m.get("Type") not in ("volume", "bind") or not m.get("Source"):
+            continue
+        dest = clean(m.get("Destination") or "")
+        if dest == "/":
+            continue
+        if (norm == dest or norm.startswith(dest + "/")) and (best is None or len(dest) > len(best[0])):
+            best = (dest, m["Source"])
+    if best is None:
+        return None
+    inner = norm[len(best[0]):] or "/"
+    if path.endswith("/.") or path == ".":
+        inner = inner.rstrip("/") + "/."
+    elif path.endswith("/") and inner != "/":
+        inner += "/"
+    return best[1], inner
 
 
 def _mount_layers(lowers: list[str], upper: str, work: str, write: bool) -> "_ContainerRoot":

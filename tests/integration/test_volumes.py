@@ -424,3 +424,33 @@ def test_concurrent_creates_share_one_copy_up(engine):
     for _, c in results:
         engine.request("DELETE", f"/containers/{c['Id']}?v=1")
     assert engine.request("DELETE", "/volumes/racevol")[0] == 204
+
+
+def test_cp_into_and_out_of_a_stopped_containers_volume(engine, tmp_path):
+    # dockerd mounts a stopped container's volumes for `docker cp`: a path under
+    # a volume is the volume's, not the container's own layer
+    engine.cli("volume", "create", "cpvol", check=True)
+    cid = out(engine.cli("create", "-v", "cpvol:/data", "busybox", "cat", "/data/in",
+                         check=True)).strip()
+    try:
+        src = tmp_path / "in"
+        src.write_text("into the volume\n")
+        res = engine.cli("cp", str(src), f"{cid}:/data/")
+        assert res.returncode == 0, err(res)
+        vol_data = os.path.join(engine.root, "volumes", "cpvol", "_data")
+        with open(os.path.join(vol_data, "in")) as f:
+            assert f.read() == "into the volume\n"
+        upper = json.loads(out(engine.cli("inspect", cid)))[0]["GraphDriver"]["Data"]["UpperDir"]
+        assert not os.path.exists(os.path.join(upper, "data", "in"))  # not the layer
+        # and out again while it is still stopped
+        with open(os.path.join(vol_data, "out"), "w") as f:
+            f.write("from the volume\n")
+        res = engine.cli("cp", f"{cid}:/data/out", str(tmp_path / "got"))
+        assert res.returncode == 0, err(res)
+        assert (tmp_path / "got").read_text() == "from the volume\n"
+        # the container sees what was copied when it runs
+        res = engine.cli("start", "-a", cid)
+        assert (res.returncode, out(res)) == (0, "into the volume\n"), err(res)
+    finally:
+        engine.cli("rm", "-f", cid)
+        engine.cli("volume", "rm", "cpvol")
