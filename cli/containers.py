@@ -653,8 +653,13 @@ def cmd_inspect(ctx, opts, args):
                     break
         else:
             errors.append("Error: No such object: %s" % name)
-    fmt = opts["format"]
-    texts = [r.decode("utf-8", "replace").strip() for r in raws]
+    print_inspect(ctx, [r.decode("utf-8", "replace").strip() for r in raws], opts["format"], errors)
+    return 0
+
+
+def print_inspect(ctx, texts, fmt, errors):
+    """docker/cli's inspect output for raw JSON objects: an indented array,
+    `json`, or a template per object; then the errors (exit 1)."""
     if not fmt:
         from cli.fmt import json_indent
         if not texts:
@@ -680,4 +685,3 @@ def cmd_inspect(ctx, opts, args):
         ctx.out("".join(out))
     if errors:
         raise CLIError("\n".join(errors))
-    return 0

@@ -386,7 +386,6 @@ def cmd__volume_ls(ctx, opts, args):
 
 
 def cmd__volume_inspect(ctx, opts, args):
-    import json
     from cli.client import APIError
     raws, errors = [], []
     for name in args:
@@ -396,28 +395,8 @@ def cmd__volume_inspect(ctx, opts, args):
             resp.close()
         except APIError as e:
             errors.append(str(e))
-    fmt = opts["format"]
-    if not fmt:
-        from cli.fmt import json_indent
-        ctx.out(json_indent("[" + ",".join(raws) + "]") + "\n" if raws else "[]\n")
-    elif fmt == "json":
-        ctx.out("[" + ",".join(raws) + "]\n")
-    else:
-        from cli.template import parse, TemplateError
-        try:
-            tmpl = parse(fmt.replace("\\t", "\t").replace("\\n", "\n"))
-        except TemplateError as e:
-            raise CLIError("template parsing error: %s" % e) from None
-        out = []
-        for t in raws:
-            try:
-                out.append(tmpl.execute(json.loads(t)) + "\n")
-            except TemplateError as e:
-                ctx.out("".join(out))
-                raise CLIError("template parsing error: %s" % e) from None
-        ctx.out("".join(out))
-    if errors:
-        raise CLIError("\n".join(errors))
+    from cli.containers import print_inspect
+    print_inspect(ctx, raws, opts["format"], errors)
     return 0
 
 
