@@ -487,23 +487,27 @@ def make_router(daemon) -> Router:
         seq0 = daemon.exit_seq.get(cid, 0)
         running0 = rec["State"]["Running"]
 
-        async def gen():
-            nonlocal offset
+        reader = L.Follower(path, offset)
+
+        async def follow_entries():
             while True:
-                entries, offset = await trio.to_thread.run_sync(L.read_from, path, offset)
-                for chunk in L.render(entries, stdout=stdout, stderr=stderr, timestamps=timestamps,
-                                      tty=tty, since=since, until=until):
-                    yield chunk
+                yield await trio.to_thread.run_sync(reader.read)
                 if not follow or not running0:
                     return
                 cur = daemon.records.get(cid)
                 if cur is None or daemon.exit_seq.get(cid, 0) > seq0 or not cur["State"]["Running"]:
-                    entries, offset = L.read_from(path, offset)
-                    for chunk in L.render(entries, stdout=stdout, stderr=stderr,
-                                          timestamps=timestamps, tty=tty, since=since, until=until):
-                        yield chunk
+                    yield reader.read()
                     return
                 await daemon.wait_change(cid, 0.05)
+
+        async def gen():
+            try:
+                async for entries in follow_entries():
+                    for chunk in L.render(entries, stdout=stdout, stderr=stderr, timestamps=timestamps,
+                                          tty=tty, since=since, until=until):
+                        yield chunk
+            finally:
+                reader.close()
 
         ctype = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
         return StreamResponse(gen(), 200, ctype)
@@ -526,11 +530,12 @@ def make_router(daemon) -> Router:
         cid = rec["Id"]
         path = rec["LogPath"]
         seq0 = daemon.exit_seq.get(cid, 0)
-        start_offset = 0 if want_logs else L.size(path)
+        # the log is held open from now on: a `run --rm` container is removed,
+        # log and all, right after it exits; its last lines must still come
+        reader = L.Follower(path, 0 if want_logs else L.size(path))
 
         async def run(conn: trio.abc.Stream, leftover: bytes) -> None:
             daemon.events.publish("container", "attach", cid, daemon.event_attrs(rec))
-            offset = start_offset
             gone = trio.Event()
 
             async def task_up() -> bool:
@@ -592,20 +597,19 @@ def make_router(daemon) -> Router:
                 async with trio.open_nursery() as n:
                     n.start_soon(pump_input)
                     while not gone.is_set():
-                        entries, offset = await trio.to_thread.run_sync(L.read_from, path, offset)
-                        await send(entries)
+                        await send(await trio.to_thread.run_sync(reader.read))
                         if not stream:
                             break
                         cur = daemon.records.get(cid)
                         if cur is None or daemon.exit_seq.get(cid, 0) > seq0:
-                            entries, offset = L.read_from(path, offset)
-                            await send(entries)
+                            await send(reader.read())
                             break
                         await daemon.wait_change(cid, 0.05)
                     n.cancel_scope.cancel()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
             finally:
+                reader.close()
                 with trio.CancelScope(shield=True):
                     await conn.aclose()
 
@@ -986,6 +990,9 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         os.makedirs(os.path.join(d, "rootfs", "upper"), mode=0o755)
         os.makedirs(os.path.join(d, "rootfs", "work"), mode=0o700)
         _write_etc_files(rec)
+        # the json-file log exists from the start (the shim appends to it), so
+        # that an attach made before the start holds it open (see L.Follower)
+        os.close(os.open(rec["LogPath"], os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
         daemon.records[cid] = rec
         daemon.save(rec)
     except BaseException:

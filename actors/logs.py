@@ -46,6 +46,44 @@ def read_from(path: str, offset: int) -> tuple[list[tuple[str, bytes, str]], int
     return out, offset + end + 1
 
 
+class Follower:
+    """Reads a json-file log from an offset through a descriptor held from the
+    first read on: what was written stays readable after the file is removed
+    (`run --rm`: the container, log included, goes as soon as it exits, and
+    its attached client must still get the last lines)."""
+
+    def __init__(self, path: str, offset: int = 0):
+        self.path = path
+        self.offset = offset
+        self._f = None
+        self.open()
+
+    def open(self) -> bool:
+        if self._f is None:
+            try:
+                self._f = open(self.path, "rb")
+            except FileNotFoundError:
+                return False
+        return True
+
+    def read(self) -> list[tuple[str, bytes, str]]:
+        """The complete lines written since the last read."""
+        if not self.open():
+            return []
+        self._f.seek(self.offset)
+        data = self._f.read()
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        return [e for e in (parse_line(line) for line in data[:end].split(b"\n")) if e]
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
 def size(path: str) -> int:
     try:
         return os.stat(path).st_size

@@ -462,6 +462,7 @@ class ShimService:
         self._console_ready = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._has_hooks: bool | None = None  # read from the bundle at the first runtime call
+        self._sigkilled = False  # a SIGKILL was sent to the task
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
         try:
@@ -1198,6 +1199,14 @@ class ShimService:
             status, text = await self._run_runtime("pause", self.cfg.id)
             if status != 0:
                 raise RemoteError(ErrorCode.INTERNAL, f"runtime pause failed: {text}")
+            if self._sigkilled:
+                # a SIGKILL came while the freeze was on its way: the freezer
+                # would hold it for ever (cgroup v1 holds even SIGKILL); the
+                # task is meant to die, so it is thawed again at once
+                status, text = await self._run_runtime("resume", self.cfg.id)
+                if status != 0:
+                    log.warning("could not thaw the killed task: %s", text)
+                return Ok()
             self.task.paused()
             return Ok()
 
@@ -1254,6 +1263,8 @@ class ShimService:
         self.task.check_kill()
         if not 0 < signum < 65:
             raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"invalid signal {signum}")
+        if signum == signal.SIGKILL:
+            self._sigkilled = True  # (a pause on its way must not freeze a dying task)
         if all_:
             status, text = await self._run_runtime("kill", "--all", self.cfg.id, str(signum))
             if status != 0 and self.task.status is not Status.STOPPED:

@@ -153,9 +153,25 @@ class Engine:
             except OSError:
                 pass
         self.stop()
+        self._thaw()
         self._kill_leftovers()
         self._remove_cgroups()
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def _thaw(self) -> None:
+        """A frozen container (a test that failed mid-pause) would hold even
+        SIGKILL: thaw everything under our cgroup parent first."""
+        for top in (os.path.join("/sys/fs/cgroup/freezer", self.cgroup_parent),
+                    os.path.join("/sys/fs/cgroup", self.cgroup_parent),
+                    os.path.join("/sys/fs/cgroup/unified", self.cgroup_parent)):
+            for dirpath, _, files in os.walk(top):
+                for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+                    if name in files:
+                        try:
+                            with open(os.path.join(dirpath, name), "w") as f:
+                                f.write(value)
+                        except OSError:
+                            pass
 
     def _kill_leftovers(self) -> None:
         shims = os.path.join(self.exec_root, "shims")
