@@ -232,6 +232,15 @@ def atomic_write(path: str, data: bytes) -> None:
     os.rename(tmp, path)
 
 
+def quick_write(path: str, data: bytes) -> None:
+    """atomic_write without the fsync: for files in the exec root (a tmpfs
+    in production), which does not outlive a reboot anyway."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
 def read_exit(shim_dir: str) -> dict | None:
     try:
         with open(os.path.join(shim_dir, EXIT_JSON)) as f:
@@ -305,13 +314,20 @@ def spawn_detached(shim_dir: str) -> tuple[bool, str]:
         os._exit(0)
     os.close(w)
     os.waitpid(pid, 0)
+    try:
+        return _read_ready(r, shim_dir)
+    finally:
+        os.close(r)
+
+
+def _read_ready(r: int, shim_dir: str) -> tuple[bool, str]:
+    """Read the shim's ready pipe to EOF: "ready" or an error line."""
     msg = b""
     while True:
         chunk = os.read(r, 4096)
         if not chunk:
             break
         msg += chunk
-    os.close(r)
     text = msg.decode(errors="replace").strip()
     if text.startswith("ready"):
         return True, os.path.join(shim_dir, SOCKET)
@@ -347,28 +363,172 @@ def preload_runtime() -> None:
             pass
 
 
+def warm_messages() -> None:
+    """Make the wire converter's code for every message now, in the zygote:
+    cattrs generates a class's (un)structure code at its first use, ~1 ms for
+    the first hello, and every shim would pay it again on its own first
+    hello, create and reply.  Best effort: a message it cannot make up an
+    instance of is only half warmed."""
+    import typing
+
+    from messages.base import REGISTRY, Kind, converter, pack, unpack
+
+    samples = {str: "", int: 0, bool: False, float: 0.0, bytes: b"", dict: {}, list: []}
+
+    def sample(tp):
+        if tp in samples:
+            return samples[tp]
+        if typing.get_origin(tp) is list:
+            return []
+        if typing.get_origin(tp) is dict:
+            return {}
+        if attrs.has(tp):
+            attrs.resolve_types(tp)
+            return tp(**{f.name: sample(f.type) for f in attrs.fields(tp)
+                         if f.default is attrs.NOTHING})
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if args:
+            return sample(args[0])
+        return None
+
+    for cls in list(REGISTRY.values()):
+        try:
+            converter.get_structure_hook(cls)
+            converter.get_unstructure_hook(cls)
+            unpack(pack(Kind.EVENT, 0, sample(cls)))
+        except Exception:  # noqa: BLE001 - warming only
+            pass
+
+
 def cmd_zygote() -> int:
     """A shim factory with everything already imported (trio, the wire, this
     module): it reads shim directories on stdin, one per line, and for each
-    forks a detached shim, answering ``ok <socket>`` or ``error <text>`` on a
-    line of stdout.  Spawning a shim then costs a fork, not an interpreter
-    start-up.  It ends with its parent, the supervisor (EOF on stdin; not
-    PR_SET_PDEATHSIG, which follows the forking thread, and trio forks from
-    worker threads); the shims it made live on."""
+    hands it to a detached shim, answering ``ok <socket>`` or ``error <text>``
+    on a line of stdout.  Spawning a shim then costs a fork, not an interpreter
+    start-up; and not even the fork: the zygote keeps one spare shim forked
+    ahead (see ``fork_spare``) and hands the directory to it, then forks the
+    next spare while the supervisor talks to the new shim.  It ends with its
+    parent, the supervisor (EOF on stdin; not PR_SET_PDEATHSIG, which follows
+    the forking thread, and trio forks from worker threads); the shims it made
+    live on, its spare ends with it (EOF on the spare's assignment pipe)."""
     preload_runtime()  # imported once here: shims call it in-process and fork it
+    warm_messages()
+    # what we made so far is for good: the collector of each shim need not
+    # walk it (nor touch, and so copy, its pages)
+    import gc
 
+    gc.freeze()
+
+    spare = fork_spare()
     for line in sys.stdin.buffer:
         shim_dir = line.decode(errors="replace").strip()
         if not shim_dir or not os.path.isabs(shim_dir) or not os.path.isdir(shim_dir):
             ok, text = False, f"error: not a shim directory: {shim_dir!r}"
         else:
-            ok, text = spawn_detached(shim_dir)
+            result = None
+            if spare is not None:
+                result, spare = assign_spare(spare, shim_dir), None
+            ok, text = result if result is not None else spawn_detached(shim_dir)
         sys.stdout.buffer.write(f"{'ok' if ok else 'error'} {text}\n".encode())
         sys.stdout.buffer.flush()
+        if spare is None:
+            spare = fork_spare()
     return 0
 
 
-def _become_shim(shim_dir: str, ready_fd: int) -> None:
+def fork_spare() -> tuple[int, int] | None:
+    """Fork a spare shim, detached already (setsid, double fork: nobody's
+    child but init's), that waits inside ``trio.run`` for its assignment.  It
+    does nothing container-specific until then: no mount, no pid file, no
+    thread (``unshare(CLONE_NEWNS)`` needs a single-threaded process).  EOF on
+    its assignment pipe (the zygote died or let it go) ends it.  Returns the
+    zygote's ends (assignment write end, ready read end), or None if the fork
+    failed (shims are then forked on demand).  Called only while the zygote
+    holds no other spare's pipe, so no spare keeps another one alive."""
+    try:
+        assign_r, assign_w = os.pipe()
+    except OSError:
+        return None
+    try:
+        ready_r, ready_w = os.pipe()
+    except OSError:
+        os.close(assign_r)
+        os.close(assign_w)
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (assign_r, assign_w, ready_r, ready_w):
+            os.close(fd)
+        return None
+    if pid == 0:
+        try:
+            os.close(assign_w)
+            os.close(ready_r)
+            # let go of the zygote's stdio (the supervisor's pipes) at once
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
+            os.chdir("/")
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            trio.run(_spare_main, assign_r, ready_w)
+        except BaseException:  # noqa: BLE001 - a spare has nobody to tell
+            os._exit(1)
+        os._exit(0)
+    os.close(assign_r)
+    os.close(ready_w)
+    os.waitpid(pid, 0)
+    return assign_w, ready_r
+
+
+def assign_spare(spare: tuple[int, int], shim_dir: str) -> tuple[bool, str] | None:
+    """Hand ``shim_dir`` to the spare and wait until its socket listens, as
+    ``spawn_detached`` does.  None if the spare was gone before it got the
+    directory (the caller forks a shim then)."""
+    assign_w, ready_r = spare
+    try:
+        try:
+            os.write(assign_w, shim_dir.encode() + b"\n")  # (< PIPE_BUF: one write)
+        except OSError:
+            return None
+        os.close(assign_w)
+        assign_w = -1
+        return _read_ready(ready_r, shim_dir)
+    finally:
+        if assign_w >= 0:
+            os.close(assign_w)
+        os.close(ready_r)
+
+
+async def _spare_main(assign_fd: int, ready_fd: int) -> None:
+    # (our listening socket, made ahead; bound once we know our directory)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    data = b""
+    while not data.endswith(b"\n"):
+        await trio.lowlevel.wait_readable(assign_fd)
+        chunk = os.read(assign_fd, 4096)
+        if not chunk:
+            return  # the zygote is gone or let us go: exit
+        data += chunk
+    os.close(assign_fd)
+    shim_dir = data.decode(errors="replace").strip()
+    try:
+        cfg = _setup_shim(shim_dir)
+    except BaseException as exc:  # noqa: BLE001 - report and die
+        try:
+            os.write(ready_fd, f"error: {exc}\n".encode())
+        finally:
+            os._exit(1)
+    await _serve(shim_dir, cfg, ready_fd, sock)
+
+
+def _setup_shim(shim_dir: str) -> ShimConfig:
+    """The container-specific start of a shim, in a detached process with no
+    thread: our stdio to shim.log, child subreaper, a private mount
+    namespace with the rootfs mounted in it, the pid file."""
     from linux import syscalls as sc
 
     with open(os.path.join(shim_dir, SHIM_JSON)) as f:
@@ -389,15 +549,20 @@ def _become_shim(shim_dir: str, ready_fd: int) -> None:
     os.makedirs(rootfs, exist_ok=True)
     for m in cfg.rootfs:
         sc.mount(m["source"], rootfs, m["type"], 0, ",".join(m.get("options", [])))
-    atomic_write(os.path.join(shim_dir, PID_FILE), str(os.getpid()).encode())
+    quick_write(os.path.join(shim_dir, PID_FILE), str(os.getpid()).encode())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s shim %(levelname)s %(message)s")
+    return cfg
+
+
+def _become_shim(shim_dir: str, ready_fd: int) -> None:
+    cfg = _setup_shim(shim_dir)
     preload_runtime()  # (the zygote did it already; `shim start DIR` did not)
     trio.run(_serve, shim_dir, cfg, ready_fd)
 
 
-async def _serve(shim_dir: str, cfg: ShimConfig, ready_fd: int) -> None:
+async def _serve(shim_dir: str, cfg: ShimConfig, ready_fd: int, sock=None) -> None:
     service = ShimService(shim_dir, cfg)
-    await service.run(ready_fd)
+    await service.run(ready_fd, sock)
 
 
 class Reaper:
@@ -471,20 +636,23 @@ class ShimService:
             pass
 
     # -- the trio shell -----------------------------------------------------
-    async def run(self, ready_fd: int) -> None:
+    async def run(self, ready_fd: int, sock=None) -> None:
         sock_path = os.path.join(self.dir, SOCKET)
         try:
             os.unlink(sock_path)
         except FileNotFoundError:
             pass
-        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # bind relative to our directory: exec-root/shims/<64-hex id>/shim.sock can
         # be longer than sun_path's 108 bytes
         os.chdir(self.dir)
-        await sock.bind(SOCKET)
+        # (synchronously: trio binds a unix socket in a worker thread, ~1 ms
+        # for a path in our own directory)
+        sock.bind(SOCKET)
         os.chmod(sock_path, 0o600)
         sock.listen(16)
-        listener = trio.SocketListener(sock)
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.reaper.run)

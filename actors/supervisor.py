@@ -330,13 +330,15 @@ class Supervisor:
         try:
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(os.path.join(d, shimmod.BUNDLE, "rootfs"), mode=0o711)
-            shimmod.atomic_write(os.path.join(d, shimmod.BUNDLE, "config.json"),
-                                 json.dumps(msg.spec).encode())
+            # (no fsync: the exec root does not outlive a reboot, and a dir
+            # left by a crash here has no shim to adopt: it is cleaned up)
+            shimmod.quick_write(os.path.join(d, shimmod.BUNDLE, "config.json"),
+                                json.dumps(msg.spec).encode())
             cfg = {"id": cid, "runtime": runtime, "runtime_root": self.runtime_root,
                    "log_path": msg.log_path, "stdin": msg.stdin, "terminal": msg.terminal,
                    "rootfs": [{"type": m.type, "source": m.source, "options": list(m.options)}
                               for m in msg.rootfs]}
-            shimmod.atomic_write(os.path.join(d, shimmod.SHIM_JSON), json.dumps(cfg).encode())
+            shimmod.quick_write(os.path.join(d, shimmod.SHIM_JSON), json.dumps(cfg).encode())
             await self.zygote.spawn(d)
             handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
                                                role="supervisor", name=f"shim {cid[:12]}")

@@ -1,0 +1,182 @@
+"""The supervisor's shim zygote keeps one spare shim forked ahead (detached,
+waiting for its directory): it is used for the next container, replaced, and
+never outlives its zygote nor holds anything of a container meanwhile."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _pipes(pid: int) -> set[str]:
+    out = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("pipe:"):
+                out.add(target)
+    except OSError:
+        pass
+    return out
+
+
+def zygote_pid(engine) -> int:
+    sup = engine.supervisor_pid()
+    for p in os.listdir("/proc"):
+        if p.isdigit() and _ppid(int(p)) == sup and "actors.shim zygote" in _cmdline(int(p)):
+            return int(p)
+    return 0
+
+
+def spare_pids(zygote: int) -> list[int]:
+    """The zygote's spare: the one process that shares a pipe with it (its
+    assignment and ready pipes) other than the supervisor (stdin, stdout)."""
+    zp = _pipes(zygote) if zygote else set()
+    if not zp:
+        return []
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) in (zygote, _ppid(zygote)):
+            continue
+        if "actors.shim zygote" in _cmdline(int(p)) and _pipes(int(p)) & zp:
+            out.append(int(p))
+    return out
+
+
+def wait_for(pred, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    return pred()
+
+
+def shim_pid(engine, cid: str) -> int:
+    with open(os.path.join(engine.exec_root, "shims", cid, "shim.pid")) as f:
+        return int(f.read())
+
+
+def run_d(engine, *args: str) -> str:
+    res = engine.cli("run", "-d", *args)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.decode().strip()
+
+
+def test_a_spare_waits_detached_and_is_used(fresh_engine):
+    e = fresh_engine
+    z = wait_for(lambda: zygote_pid(e))
+    assert z
+    (spare,) = wait_for(lambda: spare_pids(z))
+    # detached (not the zygote's child), no mount namespace of its own, its
+    # stdio let go of, nothing of the engine open
+    assert _ppid(spare) != z
+    assert os.readlink(f"/proc/{spare}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    for fd in ("0", "1", "2"):
+        assert os.readlink(f"/proc/{spare}/fd/{fd}") == "/dev/null"
+    for fd in os.listdir(f"/proc/{spare}/fd"):
+        try:
+            assert e.base not in os.readlink(f"/proc/{spare}/fd/{fd}")
+        except FileNotFoundError:
+            pass
+    assert os.readlink(f"/proc/{spare}/cwd") == "/"
+    cid = run_d(e, "busybox", "sleep", "30")
+    assert shim_pid(e, cid) == spare  # the spare became the container's shim
+    (spare2,) = wait_for(lambda: spare_pids(z))
+    assert spare2 != spare
+    # the shim's mount namespace is its own, the spare's is the host's
+    assert os.readlink(f"/proc/{spare}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert os.readlink(f"/proc/{spare2}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    assert e.cli("rm", "-f", cid).returncode == 0
+
+
+def test_many_containers_in_a_row_and_at_once(fresh_engine):
+    e = fresh_engine
+    for _ in range(6):
+        res = e.cli("run", "--rm", "busybox", "true")
+        assert res.returncode == 0, res.stderr
+    ids: list[str] = []
+    errors: list[str] = []
+
+    def one() -> None:
+        res = e.cli("run", "-d", "busybox", "sleep", "30")
+        if res.returncode == 0:
+            ids.append(res.stdout.decode().strip())
+        else:
+            errors.append(res.stderr.decode())
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    pids = {shim_pid(e, cid) for cid in ids}
+    assert len(pids) == 8 and all(_alive(p) for p in pids)
+    z = zygote_pid(e)
+    assert len(wait_for(lambda: spare_pids(z))) == 1
+    assert e.cli("rm", "-f", *ids).returncode == 0
+
+
+def test_a_spare_ends_with_its_zygote(fresh_engine):
+    e = fresh_engine
+    cid = run_d(e, "busybox", "sleep", "60")
+    shim = shim_pid(e, cid)
+    z = wait_for(lambda: zygote_pid(e))
+    (spare,) = wait_for(lambda: spare_pids(z))
+    os.kill(z, signal.SIGKILL)
+    assert wait_for(lambda: not _alive(spare), 5), "the spare outlived its zygote"
+    assert _alive(shim)  # a shim in use lives on
+    # the supervisor makes a new zygote (and spare) on the next create
+    cid2 = run_d(e, "busybox", "sleep", "60")
+    z2 = wait_for(lambda: zygote_pid(e))
+    assert z2 and z2 != z
+    (spare2,) = wait_for(lambda: spare_pids(z2))
+    # the supervisor dies: the zygote (EOF on stdin) and its spare end, the
+    # shims live on and are adopted by the next supervisor
+    sup = e.supervisor_pid()
+    os.kill(sup, signal.SIGKILL)
+    assert wait_for(lambda: not _alive(z2) and not _alive(spare2), 5)
+    assert _alive(shim) and _alive(shim_pid(e, cid2))
+    new_sup = wait_for(lambda: e.supervisor_pid() not in (0, sup) and e.supervisor_pid(), 15)
+    assert new_sup
+    res = wait_for(lambda: (r := e.cli("run", "--rm", "busybox", "true")).returncode == 0 and r, 15)
+    assert res
+    for c in (cid, cid2):
+        ps = e.cli("inspect", "-f", "{{.State.Running}}", c)
+        assert ps.stdout.decode().strip() == "true", ps
+    assert e.cli("rm", "-f", cid, cid2).returncode == 0
