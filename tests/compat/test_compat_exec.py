@@ -3,19 +3,16 @@ pause/unpause and update on trioctrd unchanged."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import select
 import struct
-import subprocess
-import termios
 import time
 
 import pytest
 
 from tests.compat.compat_util import err, out, wait_for
 from tests.helpers.engine import env
+from tests.helpers.pty import run_in_pty
 
 pytestmark = pytest.mark.root
 
@@ -34,35 +31,6 @@ def docker_env(engine) -> dict:
     e.pop("DOCKER_CONTEXT", None)
     e["DOCKER_CONFIG"] = os.path.join(engine.base, "docker-config")
     return e
-
-
-def run_in_sized_pty(argv, envv, rows=33, cols=101, timeout=30):
-    """argv on a pty of a known size (the CLI sends it with the exec)."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=envv,
-                            start_new_session=True)
-    os.close(slave)
-    data = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout=10), data
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
 
 
 # -- docker CLI --------------------------------------------------------------------
@@ -95,9 +63,9 @@ def test_docker_exec_d_and_env_workdir_user(engine, box):
 
 
 def test_docker_exec_t_under_a_pty(engine, box):
-    code, data = run_in_sized_pty(["docker", "exec", "-it", "cbox", "sh", "-c",
+    code, data, _ = run_in_pty(["docker", "exec", "-it", "cbox", "sh", "-c",
                                    "tty; echo $TERM; [ -t 1 ] && echo out-tty; exit 4"],
-                                  docker_env(engine))
+                                  docker_env(engine), size=(33, 101))
     text = data.decode(errors="replace")
     assert code == 4, text
     assert "/dev/pts/" in text and "xterm" in text and "out-tty" in text

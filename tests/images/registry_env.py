@@ -269,7 +269,57 @@ class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     block_on_close = True
 
 
-class FaultProxy:
+class LoopbackServer:
+    """An HTTP server of the tests on 127.0.0.1 and a free port, served by a
+    thread between ``start()`` and ``stop()``."""
+
+    def _listen(self, handler: type) -> None:
+        self.server = _ThreadingServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class ForwardingHandler(http.server.BaseHTTPRequestHandler):
+    """Quiet HTTP/1.1 handler passing every method to ``owner._handle(self,
+    method)`` (set ``owner`` on a subclass)."""
+
+    protocol_version = "HTTP/1.1"
+    owner = None
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.owner._handle(self, "GET")
+
+    def do_HEAD(self):
+        self.owner._handle(self, "HEAD")
+
+    def do_POST(self):
+        self.owner._handle(self, "POST")
+
+    def do_PUT(self):
+        self.owner._handle(self, "PUT")
+
+    def do_PATCH(self):
+        self.owner._handle(self, "PATCH")
+
+    def do_DELETE(self):
+        self.owner._handle(self, "DELETE")
+
+
+class FaultProxy(LoopbackServer):
     """A reverse proxy in front of a registry that can break things on purpose:
 
     - ``drop_once``: blob digests whose first full GET is cut after half the body
@@ -292,43 +342,7 @@ class FaultProxy:
         self.redirect_blobs = False
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):  # quiet
-                pass
-
-            def do_GET(self):
-                proxy._handle(self, "GET")
-
-            def do_HEAD(self):
-                proxy._handle(self, "HEAD")
-
-            def do_POST(self):
-                proxy._handle(self, "POST")
-
-            def do_PUT(self):
-                proxy._handle(self, "PUT")
-
-            def do_PATCH(self):
-                proxy._handle(self, "PATCH")
-
-        self.server = _ThreadingServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.host = f"127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def start(self) -> "FaultProxy":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self._listen(type("Handler", (ForwardingHandler,), {"owner": self}))
 
     def _handle(self, h: http.server.BaseHTTPRequestHandler, method: str) -> None:
         path = h.path
@@ -425,7 +439,7 @@ def _b64url(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
     """A bearer token server (distribution's token auth): GET /token with
     service and scope (Basic credentials optional), POST /token with the OAuth2
     refresh_token grant.  alice (password or refresh token) gets what she asks
@@ -501,11 +515,8 @@ class TokenServer:
                 self._reply(200, {"access_token": doc["token"], "expires_in": 300,
                                   "refresh_token": REFRESH_TOKEN})
 
-        self.server = _ThreadingServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
+        self._listen(Handler)
         self.realm = f"http://127.0.0.1:{self.port}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
 
     def _log(self, method: str, user: str | None, scopes: list[str], ok: bool) -> None:
         with self.lock:
@@ -532,11 +543,3 @@ class TokenServer:
         sig = self.key.sign(signing.encode(), self._padding.PKCS1v15(), self._hashes.SHA256())
         return {"token": signing + "." + _b64url(sig), "expires_in": 300}
 
-    def start(self) -> "TokenServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)

@@ -31,7 +31,7 @@ FAST = {"retry_delay": 0.01, "timeout": 20}
 CREATED = "2024-01-02T03:04:05Z"
 
 
-class Proxy:
+class Proxy(env.LoopbackServer):
     """A streaming reverse proxy in front of the registry.
 
     ``log``: ``(method, path, Content-Range, Content-Length)`` per request.
@@ -48,13 +48,9 @@ class Proxy:
         self.log: list[tuple[str, str, str | None, str | None]] = []
         self.sent = 0
         self.lock = threading.Lock()
-        proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
+        class Handler(env.ForwardingHandler):
+            owner = self
 
             def handle_one_request(self):
                 try:
@@ -62,38 +58,7 @@ class Proxy:
                 except OSError:  # the client went away (a killed daemon)
                     self.close_connection = True
 
-            def do_GET(self):
-                proxy._handle(self, "GET")
-
-            def do_HEAD(self):
-                proxy._handle(self, "HEAD")
-
-            def do_POST(self):
-                proxy._handle(self, "POST")
-
-            def do_PUT(self):
-                proxy._handle(self, "PUT")
-
-            def do_PATCH(self):
-                proxy._handle(self, "PATCH")
-
-            def do_DELETE(self):
-                proxy._handle(self, "DELETE")
-
-        self.server = env._ThreadingServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.host = f"127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def start(self) -> "Proxy":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self._listen(Handler)
 
     def patches(self) -> list[tuple[str, str, str | None, str | None]]:
         with self.lock:

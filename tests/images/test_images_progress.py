@@ -4,21 +4,16 @@ then `trioctr pull` and `trioctr load` under a real pty."""
 
 from __future__ import annotations
 
-import fcntl
 import io
-import os
-import pty
-import struct
-import subprocess
 import sys
-import termios
 
 import pytest
 
 from cli import progress
 from cli.images import display_messages
-from tests.helpers.engine import ROOT, Engine
+from tests.helpers.engine import Engine
 from tests.helpers.engine import env as engine_env
+from tests.helpers.pty import run_in_pty
 from tests.images import registry_env as env
 
 E = "\x1b["
@@ -99,24 +94,9 @@ def test_render_errors_and_streams():
 
 
 def _pty_run(args, cols=150):
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
-    e = engine_env()
-    p = subprocess.Popen([sys.executable, "-m", "cli", *args], stdin=slave, stdout=slave,
-                         stderr=subprocess.PIPE, env=e, cwd=ROOT)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            b = os.read(master, 65536)
-        except OSError:
-            break
-        if not b:
-            break
-        chunks.append(b)
-    os.close(master)
-    _, err = p.communicate(timeout=120)
-    return p.returncode, b"".join(chunks).decode(errors="replace"), err
+    rc, out, err = run_in_pty([sys.executable, "-m", "cli", *args], engine_env(), size=(40, cols),
+                              separate_stderr=True, timeout=120)
+    return rc, out.decode(errors="replace"), err
 
 
 @pytest.fixture(scope="module")

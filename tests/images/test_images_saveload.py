@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import shutil
 import subprocess
 import tarfile
@@ -400,28 +399,16 @@ def test_cli_save_load_roundtrip(engine, tmp_path):
 
 
 def _run_in_pty(engine, *args):
-    """Run the CLI with stdin and stdout on a pty; (exit status, output)."""
+    """Run the CLI with stdin and stdout on a pty; (exit status, output, stderr)."""
     import sys
+
     from tests.helpers.engine import env as engine_env
-    master, slave = pty.openpty()
+    from tests.helpers.pty import run_in_pty
+
     e = engine_env()
     e["TRIOCTR_CONFIG"] = os.path.join(engine.base, "cli-config")
-    p = subprocess.Popen([sys.executable, "-m", "cli", "-H", f"unix://{engine.sock}", *args],
-                         stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=e,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            b = os.read(master, 65536)
-        except OSError:
-            break
-        if not b:
-            break
-        chunks.append(b)
-    os.close(master)
-    _, err = p.communicate(timeout=60)
-    return p.returncode, b"".join(chunks), err
+    return run_in_pty([sys.executable, "-m", "cli", "-H", f"unix://{engine.sock}", *args], e,
+                      separate_stderr=True, timeout=60)
 
 
 def test_cli_refuses_terminals(engine):

@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers.engine import ROOT, env
 from tests.integration.test_runtimes import crun_usable, need  # noqa: F401 - fixture
-from tests.integration.test_stdio import run_in_pty
+from tests.helpers.pty import run_in_pty
 
 pytestmark = pytest.mark.root
 
@@ -126,7 +126,7 @@ def test_exec_env_user_workdir(engine, box):
 def test_exec_tty_under_a_pty(engine, box):
     argv = [sys.executable, "-m", "cli", "-H", f"unix://{engine.sock}", "exec", "-t", "box",
             "sh", "-c", "tty; [ -t 1 ] && echo out-is-a-tty; echo $TERM; exit 6"]
-    code, out = run_in_pty(argv, env())
+    code, out, _ = run_in_pty(argv, env())
     text = out.decode(errors="replace")
     assert code == 6, text
     assert "/dev/pts/" in text and "out-is-a-tty" in text and "xterm" in text

@@ -126,8 +126,6 @@ def test_supervisor_sigkills_during_big_exec_output(fresh_engine):
 
 
 def test_daemon_sigkill_during_exec_it(fresh_engine):
-    from tests.integration.test_stdio import run_in_pty  # noqa: F401
-
     e = fresh_engine
     cid = e.cli("run", "-d", "busybox", "sleep", "600", check=True).stdout.decode().strip()
     import pty

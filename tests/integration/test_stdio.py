@@ -4,14 +4,12 @@ supervisor -> shim, with our CLI and the real docker CLI."""
 from __future__ import annotations
 
 import os
-import select
-import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.helpers.engine import ROOT, env
+from tests.helpers.engine import env
+from tests.helpers.pty import run_in_pty
 
 pytestmark = pytest.mark.root
 
@@ -30,33 +28,6 @@ def test_docker_run_i(engine):
     assert res.stdout == b"got abc\n"
 
 
-def run_in_pty(argv: list[str], envv: dict, timeout: float = 30) -> tuple[int, bytes]:
-    master, slave = os.openpty()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=envv, cwd=ROOT,
-                            start_new_session=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                out += data
-            elif proc.poll() is not None:
-                break
-        return proc.wait(timeout=10), out
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-
-
 @pytest.mark.parametrize("client", ["trioctr", "docker"])
 def test_run_t_gives_the_container_a_terminal(engine, client):
     if client == "trioctr":
@@ -67,7 +38,7 @@ def test_run_t_gives_the_container_a_terminal(engine, client):
         e = env()
         e["DOCKER_HOST"] = f"unix://{engine.sock}"
         e["DOCKER_CONFIG"] = os.path.join(engine.base, "docker-config")
-    code, out = run_in_pty(argv + ["run", "-t", "--rm", "busybox", "sh", "-c",
+    code, out, _ = run_in_pty(argv + ["run", "-t", "--rm", "busybox", "sh", "-c",
                                    "tty; [ -t 0 ] && echo stdin-is-a-tty; exit 5"], e)
     text = out.decode(errors="replace")
     assert code == 5, text
