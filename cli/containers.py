@@ -577,10 +577,9 @@ def cmd_port(ctx, opts, args):
 # --- logs ---------------------------------------------------------------------------------
 
 
-def cmd_logs(ctx, opts, args):
+def since_until(opts, q):
+    """--since/--until as the API's Unix timestamps, into the query ``q``."""
     from cli.units import get_timestamp
-    c = ctx.client.get("/containers/%s/json" % _q(args[0]))
-    q = {"stdout": "1", "stderr": "1"}
     try:
         if opts["since"]:
             q["since"] = get_timestamp(opts["since"])
@@ -588,6 +587,12 @@ def cmd_logs(ctx, opts, args):
             q["until"] = get_timestamp(opts["until"])
     except ValueError as e:
         raise CLIError(str(e)) from None
+    return q
+
+
+def cmd_logs(ctx, opts, args):
+    c = ctx.client.get("/containers/%s/json" % _q(args[0]))
+    q = since_until(opts, {"stdout": "1", "stderr": "1"})
     if opts["timestamps"]:
         q["timestamps"] = "1"
     if opts["follow"]:

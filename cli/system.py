@@ -320,16 +320,8 @@ def pretty_event(ev):
 
 
 def cmd_events(ctx, opts, args):
-    from cli.units import get_timestamp
-    from cli.containers import filters_json
-    q = {}
-    try:
-        if opts["since"]:
-            q["since"] = get_timestamp(opts["since"])
-        if opts["until"]:
-            q["until"] = get_timestamp(opts["until"])
-    except ValueError as e:
-        raise CLIError(str(e)) from None
+    from cli.containers import filters_json, since_until
+    q = since_until(opts, {})
     q["filters"] = filters_json(opts["filter"])
     fmt = opts["format"] or ""
     tmpl = None
