@@ -224,7 +224,8 @@ class Daemon:
                         self._on_exit, cid, 255, time.time_ns(),
                         error="container lost while the engine was down", ack=False))
                 elif task.status == "stopped":
-                    self.nursery.start_soon(self._on_exit, cid, task.exit_status, task.exited_at)
+                    self.nursery.start_soon(functools.partial(
+                        self._on_exit, cid, task.exit_status, task.exited_at, pid=task.pid))
                 else:
                     st = rec["State"]
                     changed = False
@@ -271,7 +272,8 @@ class Daemon:
     async def handle_event(self, link: Link, msg) -> None:
         assert self.nursery is not None
         if isinstance(msg, sup.TaskExit):
-            self.nursery.start_soon(self._on_exit, msg.container_id, msg.exit_status, msg.exited_at)
+            self.nursery.start_soon(functools.partial(
+                self._on_exit, msg.container_id, msg.exit_status, msg.exited_at, pid=msg.pid))
         elif isinstance(msg, sup.TaskAdopted):
             self.events.publish("daemon", "adopt", self.id, {
                 "container": msg.task.container_id, "status": msg.task.status,
@@ -334,11 +336,21 @@ class Daemon:
         return out
 
     # -- exits -------------------------------------------------------------------------
-    async def _on_exit(self, cid: str, exit_status: int, exited_at: int, *, error: str = "",
-                       ack: bool = True) -> None:
+    async def _on_exit(self, cid: str, exit_status: int, exited_at: int, *, pid: int | None = None,
+                       error: str = "", ack: bool = True) -> None:
+        """A task exited.  ``pid`` is its init's (0: it never had one), or None
+        when the exit is of whatever task the container has now."""
         rec = self.records.get(cid)
         if rec is not None:
             async with self.lock(cid):
+                running_pid = rec["State"].get("Pid") or 0
+                if C.is_running(rec) and pid is not None and pid != running_pid:
+                    # the exit of an earlier task of this container, e.g. a shim
+                    # lost in a create that was then made again: the container
+                    # runs on, and the task to acknowledge is not this one
+                    log.info("exit %d of %s (pid %d) is not of its running task (pid %d): ignored",
+                             exit_status, cid[:12], pid, running_pid)
+                    return
                 if C.is_running(rec):
                     C.mark_exited(rec, exit_status, exited_at, error=error)
                     self.exit_seq[cid] = self.exit_seq.get(cid, 0) + 1

@@ -12,21 +12,108 @@ import os
 import signal
 import threading
 import time
+import urllib.parse
 
 import pytest
+
+from tests.helpers.engine import UnixHTTPConnection
 
 pytestmark = pytest.mark.root
 
 
+def _supervisors_up(e, stop: threading.Event, up: list[tuple[float, str]]):
+    """Follow the daemon's events: each supervisor-start/-restart, with when it came."""
+    conn = UnixHTTPConnection(e.sock, timeout=None)
+    # (since=0: the first supervisor came before us)
+    conn.request("GET", "/events?since=0&filters=" + urllib.parse.quote(json.dumps({"type": ["daemon"]})))
+    resp = conn.getresponse()
+    try:
+        while not stop.is_set():
+            line = resp.readline()
+            if not line:
+                return
+            ev = json.loads(line)
+            if ev.get("Action") in ("supervisor-start", "supervisor-restart"):
+                up.append((time.monotonic(), ev["Actor"]["Attributes"]["pid"]))
+    except (OSError, ValueError):
+        pass
+    finally:
+        conn.close()
+
+
 def _storm(e, stop: threading.Event, period: float, kills: list[int]):
-    while not stop.wait(period):
-        pid = e.supervisor_pid()
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                kills.append(pid)
-            except ProcessLookupError:
-                pass
+    """SIGKILL each supervisor `period` seconds after the daemon has it up: every
+    one gets to serve a little (a loaded host may take longer than `period` to
+    start one, and killing it before it is up only starves the requests, which
+    give up after SUP_ATTEMPTS supervisors in a row)."""
+    up: list[tuple[float, str]] = []
+    threading.Thread(target=_supervisors_up, args=(e, stop, up), daemon=True).start()
+    while not stop.wait(0.05):
+        if not up or time.monotonic() - up[-1][0] < period:
+            continue
+        pid = int(up[-1][1])
+        if kills and kills[-1] == pid:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            kills.append(pid)
+        except ProcessLookupError:
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def test_a_shim_lost_in_a_create_does_not_end_the_task_made_again(fresh_engine):
+    """The supervisor dies while a shim is being spawned for a start: the next one
+    finds a shim directory with nobody listening and reports that task lost
+    (exit 255, no pid), while the daemon makes the task again and starts it.
+    That late exit is not of the running task: the container runs on and
+    exits with its own code (it used to be marked 255 and killed)."""
+    e = fresh_engine
+    cid = e.cli("create", "--name", "lost", "busybox", "sh", "-c",
+                "echo start; sleep 2; echo end; exit 7", check=True).stdout.decode().strip()
+    sup = e.supervisor_pid()
+    zygotes = [p for p in _children(sup) if b"zygote" in _cmdline(p)]
+    assert zygotes, "no shim zygote under the supervisor"
+    for z in zygotes:
+        os.kill(z, signal.SIGSTOP)  # the supervisor's spawn waits for it now
+    started: list = []
+    start = threading.Thread(target=lambda: started.append(e.cli("start", "lost", timeout=90)))
+    start.start()
+    try:
+        shim_json = os.path.join(e.exec_root, "shims", cid, "shim.json")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(shim_json) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.path.exists(shim_json), "the supervisor never began the create"
+        time.sleep(0.2)
+        assert not os.path.exists(os.path.join(e.exec_root, "shims", cid, "shim.sock"))
+        os.kill(sup, signal.SIGKILL)
+    finally:
+        for z in zygotes:
+            os.kill(z, signal.SIGKILL)  # (its spare exits with it)
+        start.join(100)
+    assert started and started[0].returncode == 0, started
+    res = e.cli("wait", "lost", timeout=60)
+    assert res.stdout == b"7\n", (res.stdout, res.stderr, e.daemon_log()[-3000:])
+    assert e.cli("logs", "lost").stdout == b"start\nend\n"
+    events = e.cli("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "container=lost",
+                   "--format", "{{.Action}}").stdout.decode().split()
+    assert events.count("die") == 1, events
 
 
 @pytest.mark.parametrize("client", ["trioctr", "docker"])
