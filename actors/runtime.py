@@ -867,12 +867,16 @@ def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o644, *, sync: bool = False) -> None:
+    """Write a whole file or nothing (a temporary file renamed over it).  Not
+    synced unless asked: the state and pid files live under /run, which does
+    not outlive a reboot (runc does not sync them either)."""
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -2518,7 +2522,7 @@ def cmd_spec(args, log: Log) -> int:
     path = os.path.join(args.bundle, "config.json")
     if os.path.exists(path):
         raise Failure("File config.json exists. Remove it first.")
-    write_atomic(path, (_json_module().dumps(default_spec(), indent="\t") + "\n").encode(), 0o644)
+    write_atomic(path, (_json_module().dumps(default_spec(), indent="\t") + "\n").encode(), 0o644, sync=True)
     return 0
 
 

@@ -141,6 +141,37 @@ def test_command_not_found_and_not_executable(engine):
     assert "permission denied" in err(res)
 
 
+def _cgroup_dirs_of(engine, cid: str) -> list[str]:
+    import glob
+
+    return [d for d in glob.glob(f"/sys/fs/cgroup/**/{engine.cgroup_parent}/**", recursive=True)
+            if cid in d]
+
+
+def test_no_cgroup_outlives_its_task(engine):
+    """The shim makes the container's cgroup directories ahead of the runtime
+    (see ShimService._warm_migrations): they are the task's, made or not by
+    the runtime, and go with it however it ends."""
+    # a running task has them
+    cid = out(engine.cli("run", "-d", "busybox", "sleep", "30", check=True)).strip()
+    assert any(d.endswith(cid) for d in _cgroup_dirs_of(engine, cid))
+    engine.cli("rm", "-f", cid, check=True)
+    assert _cgroup_dirs_of(engine, cid) == []
+    # a create the runtime refuses (the executable is checked at create)
+    res = engine.cli("run", "--name", "nocg", "busybox", "/nonexistent")
+    assert res.returncode == 127, err(res)
+    cid = out(engine.cli("inspect", "-f", "{{.Id}}", "nocg")).strip()
+    assert _cgroup_dirs_of(engine, cid) == []
+    engine.cli("rm", "nocg", check=True)
+    # a task that ran and exited, removed by --rm
+    res = engine.cli("run", "--rm", "--name", "rmcg", "busybox", "true")
+    assert res.returncode == 0, err(res)
+    ids = set(out(engine.cli("events", "--since", "0", "--until", str(int(time.time()) + 1),
+                             "--filter", "container=rmcg", "--format", "{{.ID}}")).split())
+    assert len(ids) == 1, ids
+    assert _cgroup_dirs_of(engine, ids.pop()) == []
+
+
 def test_bad_input_is_refused_and_changes_nothing(engine):
     before = out(engine.cli("ps", "-aq"))
     res = engine.cli("run", "--rm", "nosuchimage")
