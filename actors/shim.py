@@ -294,6 +294,9 @@ def spawn_detached(shim_dir: str) -> tuple[bool, str]:
     if pid == 0:
         os.close(r)
         try:
+            # nothing of our parent's (a zygote's control socket) but stdio
+            os.closerange(3, w)
+            os.closerange(w + 1, 1 << 20)
             os.setsid()
             if os.fork() != 0:  # the shim is a grandchild: nobody's child but init's
                 os._exit(0)
@@ -392,129 +395,161 @@ def warm_messages() -> None:
             pass
 
 
-def cmd_zygote() -> int:
+def cmd_zygote(ctl_fd: int, home: str) -> int:
     """A shim factory with everything already imported (trio, the wire, this
-    module): it reads shim directories on stdin, one per line, and for each
-    hands it to a detached shim, answering ``ok <socket>`` or ``error <text>``
-    on a line of stdout.  Spawning a shim then costs a fork, not an interpreter
-    start-up; and not even the fork: the zygote keeps one spare shim forked
-    ahead (see ``fork_spare``) and hands the directory to it, then forks the
-    next spare while the supervisor talks to the new shim.  It ends with its
-    parent, the supervisor (EOF on stdin; not PR_SET_PDEATHSIG, which follows
-    the forking thread, and trio forks from worker threads); the shims it made
-    live on, its spare ends with it (EOF on the spare's assignment pipe)."""
+    module), serving the supervisor on ``ctl_fd`` (a Unix stream socket), one
+    request line at a time:
+
+    - ``spare``: fork a spare shim (see ``fork_spare``) and answer ``spare``
+      with the supervisor's end of the spare's link attached (SCM_RIGHTS).
+      The supervisor greets it ahead and keeps it until its next create, then
+      hands it the shim directory (ShimAssign): no fork, no interpreter, no
+      connect on the create's path.
+    - a shim directory: hand it to a shim forked now (when no spare was at
+      hand), answering ``ok <socket>`` or ``error <text>``.
+
+    Spawning a shim so costs a fork, not an interpreter start-up.  The zygote
+    ends with its parent, the supervisor (EOF on ``ctl_fd``; not
+    PR_SET_PDEATHSIG, which follows the forking thread, and trio forks from
+    worker threads); the shims and spares it made do not: a spare ends with
+    its link to the supervisor."""
     preload_runtime()  # imported once here: shims call it in-process and fork it
     warm_messages()
     # what we made so far is for good: the collector of each shim need not
     # walk it (nor touch, and so copy, its pages)
     import gc
+    from array import array
 
     gc.freeze()
-
-    spare = fork_spare()
-    for line in sys.stdin.buffer:
-        shim_dir = line.decode(errors="replace").strip()
+    ctl = socket.socket(fileno=ctl_fd)
+    for line in ctl.makefile("rb"):
+        word = line.decode(errors="replace").strip()
+        if word == "spare":
+            end = fork_spare(home)
+            if end is None:
+                ctl.sendall(b"error: cannot fork a spare shim\n")
+                continue
+            try:
+                ctl.sendmsg([b"spare\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                            array("i", [end.fileno()]))])
+            finally:
+                end.close()
+            continue
+        shim_dir = word
         if not shim_dir or not os.path.isabs(shim_dir) or not os.path.isdir(shim_dir):
             ok, text = False, f"error: not a shim directory: {shim_dir!r}"
         else:
-            result = None
-            if spare is not None:
-                result, spare = assign_spare(spare, shim_dir), None
-            ok, text = result if result is not None else spawn_detached(shim_dir)
-        sys.stdout.buffer.write(f"{'ok' if ok else 'error'} {text}\n".encode())
-        sys.stdout.buffer.flush()
-        if spare is None:
-            spare = fork_spare()
+            ok, text = spawn_detached(shim_dir)
+        ctl.sendall(f"{'ok' if ok else 'error'} {text}\n".encode())
     return 0
 
 
-def fork_spare() -> tuple[int, int] | None:
+def fork_spare(home: str) -> socket.socket | None:
     """Fork a spare shim, detached already (setsid, double fork: nobody's
-    child but init's), that waits inside ``trio.run`` for its assignment.  It
-    does nothing container-specific until then: no mount, no pid file, no
-    thread (``unshare(CLONE_NEWNS)`` needs a single-threaded process).  EOF on
-    its assignment pipe (the zygote died or let it go) ends it.  Returns the
-    zygote's ends (assignment write end, ready read end), or None if the fork
-    failed (shims are then forked on demand).  Called only while the zygote
-    holds no other spare's pipe, so no spare keeps another one alive."""
+    child but init's), linked to the supervisor by a socket pair: returns the
+    supervisor's end (None if the fork failed).  The spare waits in
+    ``trio.run`` for its assignment and does nothing container-specific until
+    then: no mount, no pid file, no thread (``unshare(CLONE_NEWNS)`` needs a
+    single-threaded process).  It holds nothing of the zygote's (the control
+    socket), so neither outlives the other's use; its working directory is
+    ``home`` (the shims directory of its engine) until it has a task.  The
+    end of its link (EOF before an assignment) ends it."""
     try:
-        assign_r, assign_w = os.pipe()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     except OSError:
-        return None
-    try:
-        ready_r, ready_w = os.pipe()
-    except OSError:
-        os.close(assign_r)
-        os.close(assign_w)
         return None
     try:
         pid = os.fork()
     except OSError:
-        for fd in (assign_r, assign_w, ready_r, ready_w):
-            os.close(fd)
+        mine.close()
+        theirs.close()
         return None
     if pid == 0:
         try:
-            os.close(assign_w)
-            os.close(ready_r)
-            # let go of the zygote's stdio (the supervisor's pipes) at once
+            fd = mine.detach()
+            # let go of the zygote's stdio and control socket, keep the link
             devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
+            for target in (0, 1, 2):
+                os.dup2(devnull, target)
             os.close(devnull)
-            os.chdir("/")
+            os.closerange(3, fd)
+            os.closerange(fd + 1, 1 << 20)
+            os.chdir(home)
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            trio.run(_spare_main, assign_r, ready_w)
+            trio.run(_spare_main, fd)
         except BaseException:  # noqa: BLE001 - a spare has nobody to tell
             os._exit(1)
         os._exit(0)
-    os.close(assign_r)
-    os.close(ready_w)
+    mine.close()
     os.waitpid(pid, 0)
-    return assign_w, ready_r
+    return theirs
 
 
-def assign_spare(spare: tuple[int, int], shim_dir: str) -> tuple[bool, str] | None:
-    """Hand ``shim_dir`` to the spare and wait until its socket listens, as
-    ``spawn_detached`` does.  None if the spare was gone before it got the
-    directory (the caller forks a shim then)."""
-    assign_w, ready_r = spare
-    try:
+class _Spare:
+    """The handler of a spare's link: ShimAssign first, then the shim's own
+    requests (the link stays: it is the first supervisor link of the shim)."""
+
+    def __init__(self) -> None:
+        self.service: ShimService | None = None
+        self.assigned = trio.Event()
+        self._assigning = False
+
+    async def handle_request(self, link: Link, msg):
+        if self.service is not None:
+            return await self.service.handle_request(link, msg)
+        if not isinstance(msg, sh.ShimAssign):
+            raise RemoteError(ErrorCode.FAILED_PRECONDITION, "this shim has no task yet")
+        if self._assigning:
+            raise RemoteError(ErrorCode.FAILED_PRECONDITION, "this shim is being assigned")
+        self._assigning = True
+        if not os.path.isabs(msg.shim_dir) or not os.path.isdir(msg.shim_dir):
+            raise RemoteError(ErrorCode.INVALID_ARGUMENT, f"not a shim directory: {msg.shim_dir!r}")
         try:
-            os.write(assign_w, shim_dir.encode() + b"\n")  # (< PIPE_BUF: one write)
-        except OSError:
-            return None
-        os.close(assign_w)
-        assign_w = -1
-        return _read_ready(ready_r, shim_dir)
-    finally:
-        if assign_w >= 0:
-            os.close(assign_w)
-        os.close(ready_r)
+            cfg = _setup_shim(msg.shim_dir)
+        except Exception as exc:  # noqa: BLE001 - the supervisor is told and lets us go
+            raise RemoteError(ErrorCode.INTERNAL, f"failed to start shim: {exc}") from None
+        service = ShimService(msg.shim_dir, cfg)
+        service.links.add(link)
+        self.service = service
+        self.assigned.set()
+        await service.serving.wait()
+        return sh.ShimAssigned(pid=os.getpid())
+
+    async def handle_event(self, link: Link, msg) -> None:
+        if self.service is not None:
+            await self.service.handle_event(link, msg)
 
 
-async def _spare_main(assign_fd: int, ready_fd: int) -> None:
+async def _spare_main(fd: int) -> None:
     # (our listening socket, made ahead; bound once we know our directory)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    data = b""
-    while not data.endswith(b"\n"):
-        await trio.lowlevel.wait_readable(assign_fd)
-        chunk = os.read(assign_fd, 4096)
-        if not chunk:
-            return  # the zygote is gone or let us go: exit
-        data += chunk
-    os.close(assign_fd)
-    shim_dir = data.decode(errors="replace").strip()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd)
+    link = Link(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), role="shim",
+                name="supervisor")
     try:
-        cfg = _setup_shim(shim_dir)
-    except BaseException as exc:  # noqa: BLE001 - report and die
-        try:
-            os.write(ready_fd, f"error: {exc}\n".encode())
-        finally:
-            os._exit(1)
-    await _serve(shim_dir, cfg, ready_fd, sock)
+        await link.handshake(timeout=60)
+    except Exception:  # noqa: BLE001 - nobody to serve: exit
+        await link.aclose()
+        return
+    spare = _Spare()
+    async with trio.open_nursery() as nursery:
+        async def first_link() -> None:
+            await link.serve(spare)
+            service = spare.service
+            if service is None or not service.serving.is_set():
+                nursery.cancel_scope.cancel()  # let go before it had a task: exit
+                return
+            service.links.discard(link)
+            if service.task.status is Status.DELETED:
+                service.done.set()  # the supervisor has our last reply: go
+
+        nursery.start_soon(first_link)
+        await spare.assigned.wait()
+        assert spare.service is not None
+        await spare.service.run(None, listener)
+        nursery.cancel_scope.cancel()
 
 
 def _setup_shim(shim_dir: str) -> ShimConfig:
@@ -621,6 +656,7 @@ class ShimService:
         self._has_hooks: bool | None = None  # read from the bundle at the first runtime call
         self._sigkilled = False  # a SIGKILL was sent to the task
         self._cgroup_made = trio.Event()  # (see _warm_migrations)
+        self.serving = trio.Event()  # set once requests can be served
         self._precreated = None  # the cgroup made ahead, until a create takes it
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
@@ -630,7 +666,7 @@ class ShimService:
             pass
 
     # -- the trio shell -----------------------------------------------------
-    async def run(self, ready_fd: int, sock=None) -> None:
+    async def run(self, ready_fd: int | None, sock=None) -> None:
         sock_path = os.path.join(self.dir, SOCKET)
         try:
             os.unlink(sock_path)
@@ -651,8 +687,10 @@ class ShimService:
             self._nursery = nursery
             await nursery.start(self.reaper.run)
             nursery.start_soon(self._accept, listener)
-            os.write(ready_fd, b"ready\n")
-            os.close(ready_fd)
+            if ready_fd is not None:
+                os.write(ready_fd, b"ready\n")
+                os.close(ready_fd)
+            self.serving.set()
             nursery.start_soon(self._warm_migrations)
             await self.done.wait()
             nursery.cancel_scope.cancel()
@@ -1688,9 +1726,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "start":
         return cmd_start(os.path.abspath(argv[1]))
-    if argv == ["zygote"]:
-        return cmd_zygote()
-    print("usage: python -m actors.shim start SHIM_DIR | zygote", file=sys.stderr)
+    if len(argv) == 5 and argv[0] == "zygote" and argv[1] == "--fd" and argv[3] == "--home":
+        return cmd_zygote(int(argv[2]), argv[4])
+    print("usage: python -m actors.shim start SHIM_DIR | zygote --fd FD --home SHIMS_DIR",
+          file=sys.stderr)
     return 2
 
 

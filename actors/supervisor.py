@@ -112,7 +112,7 @@ class Supervisor:
         self.daemon: Link | None = None
         self._nursery: trio.Nursery | None = None
         self._early_events: list = []
-        self.zygote = ShimZygote()
+        self.zygote = ShimZygote(self.shims_dir)
         os.makedirs(self.shims_dir, exist_ok=True)
         os.makedirs(self.runtime_root, exist_ok=True)
 
@@ -135,11 +135,7 @@ class Supervisor:
             nursery.cancel_scope.cancel()
 
     async def _warm_zygote(self) -> None:
-        try:
-            async with self.zygote._lock:
-                await self.zygote._ensure()
-        except OSError as exc:
-            log.warning("shim zygote did not start: %s", exc)
+        await self.zygote.refill()
 
     async def _to_daemon(self, event) -> None:
         if self.daemon is None:
@@ -244,10 +240,11 @@ class Supervisor:
     async def _watch_shim(self, handle: ShimHandle) -> None:
         """Serve the shim's link (its exit events); if it breaks unasked,
         the shim is lost."""
-        assert handle.link is not None
-        why = await handle.link.serve(self)
-        if handle.deleted or handle.lost:
-            return
+        link = handle.link
+        assert link is not None
+        why = await link.serve(self)
+        if handle.deleted or handle.lost or handle.link is not link:
+            return  # (a spare's link that failed its assignment was replaced)
         if handle.deleting:
             # the shim went away in the middle of a delete (killed, or it
             # answered after the request timed out and exited): let the task
@@ -339,17 +336,39 @@ class Supervisor:
                    "rootfs": [{"type": m.type, "source": m.source, "options": list(m.options)}
                               for m in msg.rootfs]}
             shimmod.quick_write(os.path.join(d, shimmod.SHIM_JSON), json.dumps(cfg).encode())
-            await self.zygote.spawn(d)
-            handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
-                                               role="supervisor", name=f"shim {cid[:12]}")
             assert self._nursery is not None
-            self._nursery.start_soon(self._watch_shim, handle)
+            if not await self._assign_spare(handle):
+                await self.zygote.spawn(d)
+                handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
+                                                   role="supervisor", name=f"shim {cid[:12]}")
+                self._nursery.start_soon(self._watch_shim, handle)
             reply = await self._shim_request(handle, sh.ShimCreate())
         except BaseException:
             await self._abandon(handle)
             raise
         handle.info = sup.TaskInfo(container_id=cid, pid=reply.pid, status="created")
         return reply
+
+    async def _assign_spare(self, handle: ShimHandle) -> bool:
+        """Make the zygote's spare shim (linked and greeted ahead) this task's
+        shim.  False if there was none, or it was gone: the caller spawns one.
+        A spare that refuses the directory fails the create."""
+        assert self._nursery is not None
+        link = self.zygote.take_spare()
+        self._nursery.start_soon(self.zygote.refill)
+        if link is None:
+            return False
+        link.name = f"shim {handle.container_id[:12]}"
+        handle.link = link
+        self._nursery.start_soon(self._watch_shim, handle)
+        try:
+            await link.request(sh.ShimAssign(shim_dir=handle.dir), timeout=SHIM_TIMEOUT)
+        except LinkClosed as exc:
+            log.warning("the spare shim was gone (%s); spawning one", exc.message)
+            handle.link = None
+            await link.aclose()
+            return False
+        return True
 
     async def _abandon(self, handle: ShimHandle) -> None:
         """Undo a failed create: tell the shim to go, or clean up after it."""
@@ -415,46 +434,89 @@ class Supervisor:
 
 class ShimZygote:
     """The supervisor's shim factory (``python -m actors.shim zygote``), a
-    child process kept warm; restarted when it dies.  If it cannot run, shims
-    are started the slow way (``python -m actors.shim start DIR``)."""
+    child process kept warm, on a Unix socket; restarted when it dies.  It
+    keeps one spare shim in hand here (``spare``: its link greeted ahead),
+    which the next create assigns.  If the zygote cannot run, shims are
+    started the slow way (``python -m actors.shim start DIR``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: str) -> None:
+        self.home = home  # the shims directory (the spares' working directory)
         self.proc: trio.Process | None = None
+        self.sock: trio.socket.SocketType | None = None
+        self.spare: Link | None = None
         self._buf = b""
+        self._fds: list[int] = []
         self._lock = trio.Lock()
+        self._refilling = False
 
-    async def _ensure(self) -> trio.Process:
-        if self.proc is None or self.proc.returncode is not None:
-            self._buf = b""
-            self.proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "actors.shim", "zygote"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, env=child_env())
-        return self.proc
+    async def _ensure(self) -> None:
+        if self.proc is None or self.proc.returncode is not None or self.sock is None:
+            await self._close_proc()
+            parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.proc = await trio.lowlevel.open_process(
+                    [sys.executable, "-m", "actors.shim", "zygote", "--fd", str(child.fileno()),
+                     "--home", self.home],
+                    pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=child_env())
+            except BaseException:
+                parent.close()
+                raise
+            finally:
+                child.close()
+            self.sock = trio.socket.from_stdlib_socket(parent)
 
-    async def _readline(self, proc: trio.Process) -> str:
-        assert proc.stdout is not None
+    async def _send(self, data: bytes) -> None:
+        assert self.sock is not None
+        view = memoryview(data)
+        while view:
+            n = await self.sock.send(view)
+            view = view[n:]
+
+    async def _readline(self) -> str:
+        """A line from the zygote; fds that came with it are put in _fds."""
+        from array import array
+
+        assert self.sock is not None
         while b"\n" not in self._buf:
-            data = await proc.stdout.receive_some(4096)
+            data, anc, _flags, _addr = await self.sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
+            for level, kind, cdata in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds = array("i")
+                    fds.frombytes(cdata[:len(cdata) - len(cdata) % fds.itemsize])
+                    self._fds.extend(fds)
             if not data:
                 raise trio.BrokenResourceError("zygote exited")
             self._buf += data
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode(errors="replace")
 
+    async def _ask(self, request: bytes) -> tuple[str, list[int]]:
+        """One request line -> (answer line, fds attached); restarts a dead
+        zygote once.  Raises OSError if it cannot be had."""
+        for _attempt in range(2):
+            try:
+                await self._ensure()
+                await self._send(request)
+                with trio.fail_after(30):
+                    line = await self._readline()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError,
+                    trio.TooSlowError) as exc:
+                log.warning("shim zygote failed (%s); restarting it", exc)
+                await self._close_proc()
+                continue
+            fds, self._fds = self._fds, []
+            return line, fds
+        raise OSError("the shim zygote does not run")
+
     async def spawn(self, shim_dir: str) -> str:
         async with self._lock:
-            for attempt in range(2):
-                try:
-                    proc = await self._ensure()
-                    assert proc.stdin is not None
-                    await proc.stdin.send_all(shim_dir.encode() + b"\n")
-                    with trio.fail_after(30):
-                        line = await self._readline(proc)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError,
-                        trio.TooSlowError) as exc:
-                    log.warning("shim zygote failed (%s); restarting it", exc)
-                    await self.aclose()
-                    continue
+            try:
+                line, fds = await self._ask(shim_dir.encode() + b"\n")
+            except OSError:
+                line = ""
+            else:
+                for fd in fds:
+                    os.close(fd)
                 word, _, text = line.partition(" ")
                 if word == "ok":
                     return text
@@ -469,13 +531,62 @@ class ShimZygote:
                               f"failed to start shim: {err[-1] if err else proc.returncode}")
         return proc.stdout.decode().strip()
 
-    async def aclose(self) -> None:
+    def take_spare(self) -> Link | None:
+        """The spare's link (greeted), or None; the caller asks for a refill."""
+        link, self.spare = self.spare, None
+        return link if link is not None and not link.closed else None
+
+    async def refill(self) -> None:
+        """Have a spare in hand (asking the zygote for one if there is none)."""
+        if self._refilling or (self.spare is not None and not self.spare.closed):
+            return
+        self._refilling = True
+        try:
+            async with self._lock:
+                try:
+                    line, fds = await self._ask(b"spare\n")
+                except OSError as exc:
+                    log.warning("no spare shim: %s", exc)
+                    return
+            if line != "spare" or len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                log.warning("no spare shim: %s", line or "no link")
+                return
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fds[0])
+            link = Link(trio.SocketStream(trio.socket.from_stdlib_socket(sock)),
+                        role="supervisor", name="spare shim")
+            try:
+                await link.handshake(timeout=30)
+            except (RemoteError, trio.TooSlowError, OSError) as exc:
+                log.warning("the spare shim did not greet: %s", exc)
+                await link.aclose()
+                return
+            self.spare = link
+        finally:
+            self._refilling = False
+
+    async def _close_proc(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None:
-            with trio.CancelScope(shield=True):
+        sock, self.sock = self.sock, None
+        self._buf = b""
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        with trio.CancelScope(shield=True):
+            if sock is not None:
+                sock.close()
+            if proc is not None:
                 if proc.returncode is None:
                     proc.kill()
                 await proc.wait()
+
+    async def aclose(self) -> None:
+        spare, self.spare = self.spare, None
+        with trio.CancelScope(shield=True):
+            if spare is not None:
+                await spare.aclose()
+        await self._close_proc()
 
 
 def _now_ns() -> int:

@@ -17,6 +17,25 @@ from .supervisor import ExecProcess, TaskInfo
 
 @message
 @attrs.frozen(kw_only=True)
+class ShimAssign:
+    """To a spare shim (forked ahead, its link to the supervisor open and
+    greeted): become the shim of this directory (``shim_dir``), as
+    ``shim start DIR`` would make one; answered with ShimAssigned once it
+    serves as that shim (its socket listening for later supervisors too)."""
+
+    TYPE: ClassVar[str] = "shim.assign"
+    shim_dir: str
+
+
+@message
+@attrs.frozen(kw_only=True)
+class ShimAssigned:
+    TYPE: ClassVar[str] = "shim.assigned"
+    pid: int
+
+
+@message
+@attrs.frozen(kw_only=True)
 class ShimCreate:
     """Run the runtime's create for the bundle the shim was started with."""
 

@@ -77,6 +77,13 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def test_a_shim_lost_in_a_create_does_not_end_the_task_made_again(fresh_engine):
     """The supervisor dies while a shim is being spawned for a start: the next one
     finds a shim directory with nobody listening and reports that task lost
@@ -89,8 +96,20 @@ def test_a_shim_lost_in_a_create_does_not_end_the_task_made_again(fresh_engine):
     sup = e.supervisor_pid()
     zygotes = [p for p in _children(sup) if b"zygote" in _cmdline(p)]
     assert zygotes, "no shim zygote under the supervisor"
+    # and the spare shim in the supervisor's hand (a shim of the zygote's
+    # making whose working directory is still the engine's shims directory)
+    home = os.path.join(e.exec_root, "shims")
+    deadline = time.monotonic() + 10
+    while True:
+        spares = [int(p) for p in os.listdir("/proc") if p.isdigit()
+                  and b"actors.shim\0zygote" in _cmdline(int(p)) and _cwd(int(p)) == home]
+        if spares or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert spares, "no spare shim"
+    zygotes += spares
     for z in zygotes:
-        os.kill(z, signal.SIGSTOP)  # the supervisor's spawn waits for it now
+        os.kill(z, signal.SIGSTOP)  # the supervisor's create waits for them now
     started: list = []
     start = threading.Thread(target=lambda: started.append(e.cli("start", "lost", timeout=90)))
     start.start()
@@ -105,7 +124,7 @@ def test_a_shim_lost_in_a_create_does_not_end_the_task_made_again(fresh_engine):
         os.kill(sup, signal.SIGKILL)
     finally:
         for z in zygotes:
-            os.kill(z, signal.SIGKILL)  # (its spare exits with it)
+            os.kill(z, signal.SIGKILL)
         start.join(100)
     assert started and started[0].returncode == 0, started
     res = e.cli("wait", "lost", timeout=60)

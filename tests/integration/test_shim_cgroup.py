@@ -5,8 +5,10 @@ before the runtime got to the cgroup, removes them."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +74,17 @@ async def _wait_for(predicate, timeout: float = 5.0) -> bool:
     return False
 
 
+def _cleanup(base: str) -> None:
+    """A shim a failed test left: killed, then its directory removed."""
+    for pid_file in glob.glob(os.path.join(base, "shims", "*", "shim.pid")):
+        try:
+            with open(pid_file) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    subprocess.run(["rm", "-rf", base])
+
+
 @pytest.fixture
 def parent():
     name = f"trioctr-test-{uuid.uuid4().hex[:8]}"
@@ -100,7 +113,7 @@ def test_a_shim_deleted_before_create_removes_the_cgroup_it_made(parent):
     try:
         trio.run(main)
     finally:
-        subprocess.run(["rm", "-rf", base])
+        _cleanup(base)
 
 
 @pytest.mark.skipif(not os.path.isdir(CGROUP), reason="no cgroup v1 memory hierarchy")
@@ -123,4 +136,4 @@ def test_a_create_refused_before_the_cgroup_step_removes_it_too(parent):
     try:
         trio.run(main)
     finally:
-        subprocess.run(["rm", "-rf", base])
+        _cleanup(base)

@@ -1,6 +1,7 @@
-"""The supervisor's shim zygote keeps one spare shim forked ahead (detached,
-waiting for its directory): it is used for the next container, replaced, and
-never outlives its zygote nor holds anything of a container meanwhile."""
+"""The supervisor keeps one spare shim in hand, forked ahead by its shim zygote
+(detached, linked to the supervisor and greeted, waiting for its directory): it
+is used for the next container, replaced, holds nothing of a container
+meanwhile, and never outlives the supervisor it was linked to."""
 
 from __future__ import annotations
 
@@ -38,21 +39,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _pipes(pid: int) -> set[str]:
-    out = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("pipe:"):
-                out.add(target)
-    except OSError:
-        pass
-    return out
-
-
 def zygote_pid(engine) -> int:
     sup = engine.supervisor_pid()
     for p in os.listdir("/proc"):
@@ -61,18 +47,20 @@ def zygote_pid(engine) -> int:
     return 0
 
 
-def spare_pids(zygote: int) -> list[int]:
-    """The zygote's spare: the one process that shares a pipe with it (its
-    assignment and ready pipes) other than the supervisor (stdin, stdout)."""
-    zp = _pipes(zygote) if zygote else set()
-    if not zp:
-        return []
+def spare_pids(engine) -> list[int]:
+    """The engine's spares: shims of its zygote's making that have no task
+    yet (their working directory is the engine's shims directory; a shim's
+    is its own directory)."""
+    home = os.path.join(engine.exec_root, "shims")
     out = []
     for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) in (zygote, _ppid(zygote)):
+        if not p.isdigit() or "actors.shim zygote" not in _cmdline(int(p)):
             continue
-        if "actors.shim zygote" in _cmdline(int(p)) and _pipes(int(p)) & zp:
-            out.append(int(p))
+        try:
+            if os.readlink(f"/proc/{p}/cwd") == home and _alive(int(p)):
+                out.append(int(p))
+        except OSError:
+            pass
     return out
 
 
@@ -101,7 +89,7 @@ def test_a_spare_waits_detached_and_is_used(fresh_engine):
     e = fresh_engine
     z = wait_for(lambda: zygote_pid(e))
     assert z
-    (spare,) = wait_for(lambda: spare_pids(z))
+    (spare,) = wait_for(lambda: spare_pids(e))
     # detached (not the zygote's child), no mount namespace of its own, its
     # stdio let go of, nothing of the engine open
     assert _ppid(spare) != z
@@ -113,10 +101,9 @@ def test_a_spare_waits_detached_and_is_used(fresh_engine):
             assert e.base not in os.readlink(f"/proc/{spare}/fd/{fd}")
         except FileNotFoundError:
             pass
-    assert os.readlink(f"/proc/{spare}/cwd") == "/"
     cid = run_d(e, "busybox", "sleep", "30")
     assert shim_pid(e, cid) == spare  # the spare became the container's shim
-    (spare2,) = wait_for(lambda: spare_pids(z))
+    (spare2,) = wait_for(lambda: spare_pids(e))
     assert spare2 != spare
     # the shim's mount namespace is its own, the spare's is the host's
     assert os.readlink(f"/proc/{spare}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
@@ -147,27 +134,29 @@ def test_many_containers_in_a_row_and_at_once(fresh_engine):
     assert not errors
     pids = {shim_pid(e, cid) for cid in ids}
     assert len(pids) == 8 and all(_alive(p) for p in pids)
-    z = zygote_pid(e)
-    assert len(wait_for(lambda: spare_pids(z))) == 1
+    assert len(wait_for(lambda: spare_pids(e))) == 1
     assert e.cli("rm", "-f", *ids).returncode == 0
 
 
-def test_a_spare_ends_with_its_zygote(fresh_engine):
+def test_a_spare_ends_with_its_supervisor_not_its_zygote(fresh_engine):
     e = fresh_engine
     cid = run_d(e, "busybox", "sleep", "60")
     shim = shim_pid(e, cid)
     z = wait_for(lambda: zygote_pid(e))
-    (spare,) = wait_for(lambda: spare_pids(z))
+    (spare,) = wait_for(lambda: spare_pids(e))
+    # the zygote dies: the spare in the supervisor's hand is still good
     os.kill(z, signal.SIGKILL)
-    assert wait_for(lambda: not _alive(spare), 5), "the spare outlived its zygote"
-    assert _alive(shim)  # a shim in use lives on
-    # the supervisor makes a new zygote (and spare) on the next create
+    assert wait_for(lambda: not _alive(z), 5)
+    time.sleep(0.3)
+    assert _alive(spare) and _alive(shim)
     cid2 = run_d(e, "busybox", "sleep", "60")
+    assert shim_pid(e, cid2) == spare
+    # and the supervisor makes a new zygote for the next spare
     z2 = wait_for(lambda: zygote_pid(e))
     assert z2 and z2 != z
-    (spare2,) = wait_for(lambda: spare_pids(z2))
-    # the supervisor dies: the zygote (EOF on stdin) and its spare end, the
-    # shims live on and are adopted by the next supervisor
+    (spare2,) = wait_for(lambda: spare_pids(e))
+    # the supervisor dies: the zygote (EOF on its socket) and the spare
+    # (EOF on its link) end, the shims live on and are adopted by the next one
     sup = e.supervisor_pid()
     os.kill(sup, signal.SIGKILL)
     assert wait_for(lambda: not _alive(z2) and not _alive(spare2), 5)
@@ -180,3 +169,15 @@ def test_a_spare_ends_with_its_zygote(fresh_engine):
         ps = e.cli("inspect", "-f", "{{.State.Running}}", c)
         assert ps.stdout.decode().strip() == "true", ps
     assert e.cli("rm", "-f", cid, cid2).returncode == 0
+
+
+def test_a_spare_that_died_is_replaced_on_the_spot(fresh_engine):
+    """A spare killed while in the supervisor's hand: the next create finds
+    its link closed and spawns a shim instead; nothing fails."""
+    e = fresh_engine
+    (spare,) = wait_for(lambda: spare_pids(e))
+    os.kill(spare, signal.SIGKILL)
+    assert wait_for(lambda: not _alive(spare), 5)
+    res = e.cli("run", "--rm", "busybox", "echo", "still")
+    assert res.returncode == 0 and res.stdout == b"still\n", res.stderr
+    assert wait_for(lambda: spare_pids(e))
