@@ -31,7 +31,7 @@ log = logging.getLogger("trioctr.api")
 MIN_MEMORY = 6 * 1024 * 1024
 
 # HostConfig fields this engine honours; any other field must hold its default
-HOSTCONFIG_SUPPORTED = {"Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuShares",
+HOSTCONFIG_SUPPORTED = {"SecurityOpt", "Memory", "MemorySwap", "PidsLimit", "NanoCpus", "CpuShares",
                         "CpuQuota", "CpuPeriod", "AutoRemove", "Runtime", "NetworkMode",
                         "RestartPolicy", "LogConfig", "ReadonlyRootfs", "CapAdd", "CapDrop",
                         "ConsoleSize", "CgroupnsMode", "IpcMode", "Isolation", "ContainerIDFile",
@@ -274,7 +274,7 @@ def make_router(daemon) -> Router:
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
-            "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": ["name=cgroupns"],
+            "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
             "Warnings": [], "ExecRoot": daemon.config.exec_root,
             "SupervisorRestarts": daemon.sup_restarts,
         })
@@ -853,6 +853,8 @@ async def create_container(daemon, body: dict, name: str) -> dict:
             raise HTTPError(400, f"HostConfig.{key}={hc[key]!r} is not supported by trioctr yet")
     if hc.get("IpcMode") not in (None, "", "private", "shareable"):
         raise HTTPError(400, f"IPC mode {hc['IpcMode']!r} is not supported by trioctr yet")
+    security_options(hc.get("SecurityOpt") or [], list(hc.get("CapAdd") or []),
+                     list(hc.get("CapDrop") or []))
     if hc.get("Init"):
         raise HTTPError(400, "--init is not supported by trioctr yet")
     if hc.get("OomKillDisable"):
@@ -955,7 +957,8 @@ async def create_container(daemon, body: dict, name: str) -> dict:
         "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
         "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
         "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": bool(hc.get("ReadonlyRootfs")),
-        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
+        "SecurityOpt": list(hc.get("SecurityOpt") or []) or None, "UTSMode": "", "UsernsMode": "",
+        "ShmSize": 67108864,
         "Runtime": runtime or daemon.config.default_runtime, "Isolation": "",
         "CpuShares": hc.get("CpuShares") or 0, "Memory": mem, "NanoCpus": hc.get("NanoCpus") or 0,
         "CgroupParent": "", "CpuPeriod": hc.get("CpuPeriod") or 0, "CpuQuota": hc.get("CpuQuota") or 0,
@@ -1034,6 +1037,66 @@ def _write_etc_files(rec: dict) -> None:
         f.write("\n".join(lines) + ("\n" if lines else ""))
 
 
+def security_options(opts: list, cap_add: list[str], cap_drop: list[str]) -> tuple[dict | None, bool]:
+    """HostConfig.SecurityOpt as dockerd reads it -> (linux.seccomp or None
+    for unconfined, no_new_privileges).  Without a seccomp option: Docker's
+    default profile for the container's capabilities.  Raises HTTPError(400)
+    with dockerd's wording for what it refuses, and refuses what it would
+    apply but this engine cannot (AppArmor profiles, SELinux labels)."""
+    from linux.seccomp import check as check_seccomp
+    from oci.seccomp import default_seccomp_for, from_profile
+    from oci.spec import capabilities
+
+    seccomp_opt = None
+    nnp = False
+    for opt in opts:
+        if not isinstance(opt, str):
+            raise HTTPError(400, f"invalid --security-opt 1: {opt!r}")
+        if opt == "no-new-privileges":
+            nnp = True
+            continue
+        if opt == "disable":
+            continue  # (SELinux labels off: there are none)
+        if opt == "systempaths=unconfined":
+            raise HTTPError(400, "--security-opt systempaths=unconfined is not supported by trioctr yet")
+        sep = "=" if "=" in opt else ":" if ":" in opt else ""
+        if not sep:
+            raise HTTPError(400, f'invalid --security-opt 1: "{opt}"')
+        key, value = opt.split(sep, 1)
+        if key == "seccomp":
+            seccomp_opt = value
+        elif key == "no-new-privileges":
+            if value.lower() not in ("1", "t", "true", "0", "f", "false"):
+                raise HTTPError(400, f'invalid --security-opt 2: "{opt}"')
+            nnp = value.lower() in ("1", "t", "true")
+        elif key == "apparmor":
+            if value != "unconfined":
+                raise HTTPError(400, f"AppArmor profile {value!r} is not supported by trioctr "
+                                     "(no AppArmor): use apparmor=unconfined or leave it out")
+        elif key == "label":
+            if value not in ("disable", "disabled"):
+                raise HTTPError(400, f"SELinux label option {value!r} is not supported by trioctr "
+                                     "(no SELinux): use label=disable or leave it out")
+        else:
+            raise HTTPError(400, f'invalid --security-opt 2: "{opt}"')
+    caps = capabilities(cap_add, cap_drop)
+    if seccomp_opt in (None, "", "builtin"):
+        return default_seccomp_for(tuple(caps)), nnp
+    if seccomp_opt == "unconfined":
+        return None, nnp
+    try:
+        profile = json.loads(seccomp_opt)
+        if not isinstance(profile, dict):
+            raise ValueError("the profile must be a JSON object")
+        if not profile.get("defaultAction"):
+            raise ValueError("the profile has no defaultAction")
+        seccomp = from_profile(profile, caps)
+        check_seccomp(seccomp)
+        return seccomp, nnp
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise HTTPError(400, f"Decoding seccomp profile failed: {exc}") from None
+
+
 def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
     """The OCI runtime config for a container record (its Config is already
     merged with the image's, so the image config given to the builder is it)."""
@@ -1041,6 +1104,8 @@ def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
     from .volumes import oci_mounts
 
     cfg, hc = rec["Config"], rec["HostConfig"]
+    seccomp, nnp = security_options(hc.get("SecurityOpt") or [], list(hc.get("CapAdd") or []),
+                                    list(hc.get("CapDrop") or []))
     namespaces = None
     if hc.get("NetworkMode") == "host":
         namespaces = {"mount": "", "uts": "", "pid": "", "ipc": "", "cgroup": ""}
@@ -1056,6 +1121,7 @@ def spec_for_record(rec: dict, layers: list[str], cgroup_parent: str) -> dict:
         memory_reservation=hc.get("MemoryReservation") or 0,
         cpuset_cpus=hc.get("CpusetCpus") or "", cpuset_mems=hc.get("CpusetMems") or "",
         cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
+        seccomp=seccomp, no_new_privileges=nnp,
         hostname_path=rec["HostnamePath"], hosts_path=rec["HostsPath"],
         resolv_conf_path=rec["ResolvConfPath"], namespaces=namespaces,
         labels=dict(cfg.get("Labels") or {}), mounts=oci_mounts(rec)))

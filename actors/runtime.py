@@ -1633,7 +1633,8 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
     runtime_hooks = (hooks.get("prestart") or []) + (hooks.get("createRuntime") or [])
     # what the init needs is computed and imported here: in a user
     # namespace the init may not reach the host's Python library at all
-    opts.plan = ProcessPlan(cfg["process"], cfg["linux"], hooks=hooks)
+    opts.plan = ProcessPlan(cfg["process"], cfg["linux"], hooks=hooks,
+                            seccomp_cache=seccomp_cache_dir(os.path.dirname(cdir)))
     from linux import mounts  # noqa: F401
 
     if any(ns["type"] == "network" and not ns.get("path")
@@ -2030,7 +2031,8 @@ class ProcessPlan:
     rlimits, no_new_privs, fds, seccomp, user, capabilities, umask, cwd,
     environment and the resolved command."""
 
-    def __init__(self, process: dict, linux: dict, hooks: dict | None = None):
+    def __init__(self, process: dict, linux: dict, hooks: dict | None = None,
+                 seccomp_cache: str | None = None):
         # everything finish() needs is imported now: after pivot_root (or
         # the chroot of exec) the host's Python library is out of reach
         from linux import caps as capmod
@@ -2060,7 +2062,7 @@ class ProcessPlan:
             from linux import seccomp
 
             try:
-                self.filt = seccomp.compile(linux["seccomp"])
+                self.filt = seccomp.compile_cached(linux["seccomp"], seccomp_cache)
             except OSError as exc:
                 raise Failure(f"seccomp: {_one_line(exc)}") from None
         self.nnp = bool(process.get("noNewPrivileges"))
@@ -2129,6 +2131,12 @@ class ProcessPlan:
         if self.filt is not None and self.nnp:
             _load_seccomp(self.filt)  # as late as we can and still report a failure
         return args, env, path
+
+
+def seccomp_cache_dir(root: str) -> str:
+    """Compiled seccomp programs, kept across containers (see
+    linux.seccomp.compile_cached); no container id has an '@'."""
+    return os.path.join(root, "@seccomp")
 
 
 def _load_seccomp(filt) -> None:
@@ -2770,7 +2778,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         # the same process before and after: what we opened is the container's
         if not c.init_alive():
             raise Failure("cannot exec in a stopped container")
-        plan = ProcessPlan(process, cfg["linux"])
+        plan = ProcessPlan(process, cfg["linux"], seccomp_cache=seccomp_cache_dir(c.root))
         if console_socket:
             console_fd = connect_console_socket(console_socket)
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)

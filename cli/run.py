@@ -307,6 +307,35 @@ def parse_restart(policy):
 # --- the create body -----------------------------------------------------------------------
 
 
+def security_opts(opts):
+    """The docker CLI's parseSecurityOpts: each option needs a value (but
+    no-new-privileges), and a seccomp profile named by a file is sent as its
+    content (compact JSON)."""
+    out = []
+    for opt in opts or []:
+        k, sep, v = opt.partition("=")
+        if not sep and k != "no-new-privileges":
+            k, sep, v = opt.partition(":")
+        if (not sep or not v) and k != "no-new-privileges":
+            from cli.fmt import go_quote
+            raise ConfigError("Invalid --security-opt: %s" % go_quote(opt))
+        if k == "seccomp" and v not in ("builtin", "unconfined"):
+            import json
+            try:
+                with open(v, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise ConfigError("opening seccomp profile (%s) failed: open %s: %s"
+                                  % (v, v, (e.strerror or str(e)).lower())) from None
+            try:
+                profile = json.loads(data)
+            except ValueError as e:
+                raise ConfigError("compacting json for seccomp profile (%s) failed: %s" % (v, e)) from None
+            opt = "seccomp=" + json.dumps(profile, separators=(",", ":"))
+        out.append(opt)
+    return out
+
+
 def build_config(opts, args, detach=False, environ=None):
     """-> (Config+HostConfig+NetworkingConfig dict, create query dict).  Raises ConfigError."""
     image, cmd = args[0], args[1:]
@@ -394,7 +423,7 @@ def build_config(opts, args, detach=False, environ=None):
         "Privileged": bool(opts["privileged"]),
         "PublishAllPorts": bool(opts["publish_all"]),
         "ReadonlyRootfs": bool(opts["read_only"]),
-        "SecurityOpt": opts["security_opt"] or None,
+        "SecurityOpt": security_opts(opts["security_opt"]) or None,
         "UTSMode": opts["uts"] or "",
         "UsernsMode": opts["userns"] or "",
         "ShmSize": opts["shm_size"] or 0,

@@ -189,6 +189,14 @@ class Filter:
     def __init__(self, ctx: int):
         self.ctx = ctx
 
+    def export(self, fd: int) -> None:
+        """Write the filter's BPF program (what seccomp_load would load) to fd."""
+        lib = _libseccomp()
+        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        ret = lib.seccomp_export_bpf(self.ctx, fd)
+        if ret < 0:
+            raise OSError(-ret, f"seccomp: export the filter: {_strerror(ret)}")
+
     def load(self) -> None:
         ret = _libseccomp().seccomp_load(self.ctx)
         if ret < 0:
@@ -231,6 +239,93 @@ def compile(spec: dict) -> Filter:  # noqa: A001  (the word for it)
     except BaseException:
         filt.release()
         raise
+    return filt
+
+
+# seccomp(2): the syscall number per machine (no cache where it is not known)
+_NR_SECCOMP = {"x86_64": 317, "aarch64": 277, "ppc64le": 358, "s390x": 348, "riscv64": 277}
+_SET_MODE_FILTER = 1
+_LOAD_FLAGS = {"SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+_MAX_INSNS = 4096  # BPF_MAXINSNS
+CACHE_FORMAT = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class Program:
+    """A filter as the kernel takes it (its BPF program, exported by libseccomp
+    before), loaded with seccomp(2) as seccomp_load does: same program, same
+    flags, without building it again."""
+
+    def __init__(self, code: bytes, flags: int, nr: int):
+        if not code or len(code) % 8 or len(code) // 8 > _MAX_INSNS:
+            raise ValueError("not a BPF program")
+        self.code = code
+        self.flags = flags
+        self.nr = nr
+
+    def load(self) -> None:
+        buf = ctypes.create_string_buffer(self.code, len(self.code))
+        prog = _SockFprog(len(self.code) // 8, ctypes.addressof(buf))
+        libc = ctypes.CDLL(None, use_errno=True)
+        ret = libc.syscall(ctypes.c_long(self.nr), ctypes.c_long(_SET_MODE_FILTER),
+                           ctypes.c_long(self.flags), ctypes.byref(prog))
+        if ret != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"seccomp: load the filter: {errno.errorcode.get(err, err)}")
+
+    def release(self) -> None:
+        pass
+
+
+def cache_key(spec: dict) -> str:
+    """What a compiled filter depends on: the spec, libseccomp (its syscall
+    tables) and the machine."""
+    import json
+
+    try:
+        from _sha256 import sha256  # (hashlib would import OpenSSL's: slower)
+    except ImportError:
+        from hashlib import sha256
+    data = json.dumps([CACHE_FORMAT, spec, library_version(), os.uname().machine],
+                      sort_keys=True, separators=(",", ":")).encode()
+    return sha256(data).hexdigest()
+
+
+def compile_cached(spec: dict, cache_dir: str | None) -> "Filter | Program":
+    """``compile(spec)``, through a cache of exported programs in
+    ``cache_dir`` (root's, 0700): building Docker's default profile with
+    libseccomp takes ~15 ms per container, loading the program it made ~0.1.
+    A miss builds the filter (and stores its program for next time)."""
+    nr = _NR_SECCOMP.get(os.uname().machine)
+    if not cache_dir or nr is None:
+        return compile(spec)
+    flags = 0
+    for flag in spec.get("flags") or []:
+        flags |= _LOAD_FLAGS.get(flag, 0)
+    path = os.path.join(cache_dir, cache_key(spec) + ".bpf")
+    try:
+        with open(path, "rb") as f:
+            return Program(f.read(), flags, nr)
+    except (OSError, ValueError):
+        pass
+    filt = compile(spec)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            filt.export(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
     return filt
 
 

@@ -98,6 +98,13 @@ def from_profile(profile: dict, capabilities: list[str], arch: str | None = None
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def default_seccomp_for(capabilities: tuple[str, ...]) -> dict:
+    """default_seccomp for the host's arch, kept per capability set (a
+    daemon converts the same few sets again and again).  Do not modify it."""
+    return default_seccomp(list(capabilities))
+
+
 def default_seccomp(capabilities: list[str], arch: str | None = None) -> dict:
     """Docker's default profile for these capabilities, as ``linux.seccomp``."""
     return from_profile(default_profile(), capabilities, arch)

@@ -126,7 +126,7 @@ def test_only_the_stdlib_is_imported(fake):
 def test_ps_table_query_and_quiet(cli, fake):
     fake.routes["GET /containers/json"] = Reply(body=[
         {"Id": CID, "Names": ["/web"], "Image": "busybox", "ImageID": "sha256:" + "1" * 64,
-         "Command": "sh -c 'echo hi; sleep 1000000'", "Created": NOW - 130, "State": "running",
+         "Command": "sh -c 'echo hi; sleep 1000000'", "Created": int(time.time()) - 130, "State": "running",
          "Status": "Up 2 minutes", "Ports": [], "Labels": {}}])
     res = cli("ps", "-a", "-f", "status=running", "-n", "2")
     assert res.returncode == 0, res.stderr

@@ -628,3 +628,52 @@ def test_run_under_dash_s_imports_only_what_it_needs(rt):
                 if line.startswith("import time:")}
     assert "linux.syscalls" in imported
     assert not imported & set(HEAVY_MODULES), sorted(imported & set(HEAVY_MODULES))
+
+
+def test_seccomp_programs_are_cached_and_load_the_same(tmp_path):
+    """linux.seccomp.compile_cached: the first compile stores libseccomp's program,
+    the next ones load it as it is (the same bytes a fresh compile exports), and
+    it filters as the filter does."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from linux import seccomp
+
+    spec = {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    cache = tmp_path / "cache"
+    first = seccomp.compile_cached(spec, str(cache))
+    assert isinstance(first, seccomp.Filter)
+    first.release()
+    (stored,) = cache.iterdir()
+    second = seccomp.compile_cached(spec, str(cache))
+    assert isinstance(second, seccomp.Program)
+    fresh = seccomp.compile(spec)
+    with open(tmp_path / "fresh.bpf", "wb") as f:
+        fresh.export(f.fileno())
+    fresh.release()
+    assert second.code == (tmp_path / "fresh.bpf").read_bytes() == stored.read_bytes()
+    # another spec, another program
+    other = dict(spec, defaultAction="SCMP_ACT_LOG")
+    seccomp.compile_cached(other, str(cache)).release()
+    assert len(list(cache.glob("*.bpf"))) == 2
+    # a damaged entry is not loaded: compiled again (and stored again)
+    stored.write_bytes(b"\0" * 7)
+    assert isinstance(seccomp.compile_cached(spec, str(cache)), seccomp.Filter)
+    assert len(stored.read_bytes()) == len(second.code)
+    # the cached program filters
+    script = textwrap.dedent(f"""
+        import ctypes, os
+        from linux import seccomp
+        ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        seccomp.compile_cached({spec!r}, {str(cache)!r}).load()
+        try:
+            os.mkdir({str(tmp_path / "blocked")!r})
+        except PermissionError:
+            print("denied")
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert res.stdout.strip() == "denied", res
+    assert not (tmp_path / "blocked").exists()
