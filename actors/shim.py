@@ -339,7 +339,8 @@ def cmd_start(shim_dir: str) -> int:
 # in-process (worker threads) and in the ones it forks (create, exec)
 RUNTIME_MODULES = ("actors.runtime", "linux.cgroups", "linux.mounts", "linux.caps", "linux.seccomp",
                    "linux.bpf", "linux.net", "linux.syscalls", "oci.units", "json", "_json", "shutil",
-                   "subprocess", "socket", "_socket", "fcntl", "struct", "termios", "errno", "copy")
+                   "subprocess", "socket", "_socket", "fcntl", "struct", "termios", "errno", "copy",
+                   "_sha256")
 
 
 def preload_runtime() -> None:
@@ -356,6 +357,14 @@ def preload_runtime() -> None:
             importlib.import_module(name)
         except ImportError:  # an optional piece (it fails the same in the child)
             pass
+    # and libseccomp loaded (and asked its version, part of the cache key of
+    # compiled programs): every create would dlopen it again otherwise
+    try:
+        from linux import seccomp
+
+        seccomp.library_version()
+    except (ImportError, OSError):
+        pass
 
 
 def warm_messages() -> None:
@@ -657,6 +666,7 @@ class ShimService:
         self._sigkilled = False  # a SIGKILL was sent to the task
         self._cgroup_made = trio.Event()  # (see _warm_migrations)
         self.serving = trio.Event()  # set once requests can be served
+        self._sync_reply = None  # our runtime's answer to the last create
         self._precreated = None  # the cgroup made ahead, until a create takes it
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
@@ -871,9 +881,13 @@ class ShimService:
         return not self._has_hooks
 
     async def _run_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None,
-                           pass_fds: tuple[int, ...] = (), tag: str = "") -> tuple[int, str]:
+                           pass_fds: tuple[int, ...] = (), tag: str = "",
+                           sync: tuple[int, int] | None = None) -> tuple[int, str]:
         """Run a runtime command; return (wait status, error text).  ``tag``
-        names its own error and log files (concurrent execs)."""
+        names its own error and log files (concurrent execs).  ``sync``: our
+        runtime's (--sync-fd) socketpair, (our end, its end: closed here once
+        it is forked); its answer is kept in ``_sync_reply``, and a create it
+        reports done is not waited for (see _answer_or_exit)."""
         import subprocess
 
         errfile = os.path.join(self.dir, f"{tag}.err" if tag else "runtime.err")
@@ -887,8 +901,12 @@ class ShimService:
             if not self.cfg.runtime:
                 # our own runtime is already imported here (the zygote did it):
                 # a fork that runs it costs no interpreter start-up
-                pid = self._fork_runtime(self._runtime_argv(*args, log_file=log_file)[4:],
-                                         stdio or (-1, -1, err.fileno()), pass_fds)
+                try:
+                    pid = self._fork_runtime(self._runtime_argv(*args, log_file=log_file)[4:],
+                                             stdio or (-1, -1, err.fileno()), pass_fds)
+                finally:
+                    if sync is not None:
+                        os.close(sync[1])  # (the runtime's: EOF on ours when it exits)
             else:
                 stdin, stdout, stderr = stdio if stdio else (subprocess.DEVNULL, subprocess.DEVNULL, err.fileno())
                 proc = subprocess.Popen(self._runtime_argv(*args, log_file=log_file), stdin=stdin, stdout=stdout,
@@ -901,6 +919,9 @@ class ShimService:
         # requester goes away (a supervisor killed mid-start): the task's state
         # must follow what the runtime really did
         with trio.CancelScope(shield=True):
+            if sync is not None and not self.cfg.runtime:
+                if await self._answer_or_exit(pid, sync[0]):
+                    return 0, ""
             status = await self.reaper.wait(pid)
         text = ""
         try:
@@ -917,6 +938,20 @@ class ShimService:
                 except OSError:
                     pass
         return status, text
+
+    async def _answer_or_exit(self, pid: int, fd: int) -> bool:
+        """Read our runtime's answer on the sync socket (kept in _sync_reply).
+        True if it reports the container created: its pid file and state are
+        written before it answers and it has nothing left to do but exit, so
+        the create goes on at once (the reaper reaps it meanwhile; waiting for
+        the exit of a fork of this process costs 2-5 ms).  False (a failure,
+        or no answer: it died) -> the caller waits for its exit status."""
+        self._sync_reply = reply = await _receive_sync_reply(fd)
+        if isinstance(reply, rt.ContainerCreated):
+            assert self._nursery is not None
+            self._nursery.start_soon(self.reaper.wait, pid)
+            return True
+        return False
 
     def _fork_runtime(self, argv: list[str], stdio: tuple[int, int, int], pass_fds: tuple[int, ...]) -> int:
         """Fork a child that runs our runtime's command line ``argv`` and exits:
@@ -1017,6 +1052,8 @@ class ShimService:
                 console = self._console_listener()
                 args += ["--console-socket", console[0]]
             args.append(self.cfg.id)
+            sync = (sync_parent, sync_child) if sync_parent >= 0 else None
+            self._sync_reply = None
             if not self.cfg.runtime:
                 with trio.move_on_after(2):  # (made as we started: ready long ago)
                     await self._cgroup_made.wait()
@@ -1025,14 +1062,14 @@ class ShimService:
                     async with trio.open_nursery() as n:
                         n.start_soon(self._receive_console, console[1])
                         status, text = await self._run_runtime(
-                            *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds)
+                            *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds, sync=sync)
                         if status == 0:  # the master was sent before create returned
                             with trio.move_on_after(10):
                                 await self._console_ready.wait()
                         n.cancel_scope.cancel()
                 else:
                     status, text = await self._run_runtime(
-                        *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds)
+                        *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds, sync=sync)
             finally:
                 if console is not None:
                     console[1].close()
@@ -1042,9 +1079,7 @@ class ShimService:
                         pass
                 for fd in (in_r, out_w, err_w):
                     os.close(fd)
-                if sync_child >= 0:
-                    os.close(sync_child)
-            reply = _read_sync_reply(sync_parent) if sync_parent >= 0 else None
+            reply = self._sync_reply if sync_parent >= 0 else None
             if sync_parent >= 0:
                 os.close(sync_parent)
             if isinstance(reply, rt.CreateFailed):
@@ -1680,6 +1715,32 @@ def classify_exec_failure(text: str) -> tuple[int, str] | None:
     if "permission denied" in msg:
         return 126, msg
     return None
+
+
+async def _receive_sync_reply(fd: int):
+    """The runtime's one-envelope report on the sync socketpair, as soon as it
+    is whole (None at EOF without one, or if it is garbage)."""
+    dec = FrameDecoder(max_frame=1 << 20)
+    os.set_blocking(fd, False)
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(fd)
+            continue
+        except OSError:
+            return None
+        if not data:
+            return None
+        try:
+            frames = dec.feed(data)
+        except Exception:  # noqa: BLE001 - garbage: no report
+            return None
+        if frames:
+            try:
+                return unpack(frames[0]).msg
+            except Exception:  # noqa: BLE001
+                return None
 
 
 def _read_sync_reply(fd: int):

@@ -103,8 +103,18 @@ def known_architectures() -> list[str]:
     return [a for a in ARCHITECTURES if lib.seccomp_arch_resolve_name(arch_name(a).encode())]
 
 
+_version: str | None = None
+
+
 def library_version() -> str:
     """libseccomp's version, e.g. '2.5.4' ('' if unknown)."""
+    global _version
+    if _version is None:
+        _version = _library_version()
+    return _version
+
+
+def _library_version() -> str:
 
     class _Version(ctypes.Structure):
         _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]

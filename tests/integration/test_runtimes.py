@@ -117,7 +117,9 @@ def settled(engine: Engine, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
         _, listed = engine.request("GET", "/containers/json?all=1")
-        runtime_dirs = os.listdir(os.path.join(engine.exec_root, "runtime"))
+        # (@seccomp: our runtime's compiled seccomp programs, kept across containers)
+        runtime_dirs = [d for d in os.listdir(os.path.join(engine.exec_root, "runtime"))
+                        if d != "@seccomp"]
         cgroups = [d for d in os.listdir(f"/sys/fs/cgroup/memory/{engine.cgroup_parent}")
                    if os.path.isdir(f"/sys/fs/cgroup/memory/{engine.cgroup_parent}/{d}")] \
             if os.path.isdir(f"/sys/fs/cgroup/memory/{engine.cgroup_parent}") else []
