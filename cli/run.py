@@ -647,6 +647,17 @@ def start_stdin_pump(sock, proxy=None, session=None):
     return t
 
 
+def detach_keys(opts):
+    """--detach-keys, else the CLI config's "detachKeys" (the key of docker's
+    config.json), else "" (the default ctrl-p,ctrl-q).  Read only by commands
+    that attach, so that no other command reads the config file."""
+    if opts.get("detach_keys"):
+        return opts["detach_keys"]
+    from cli.auth import load_config
+    keys = load_config().get("detachKeys")
+    return keys if isinstance(keys, str) else ""
+
+
 def escape_proxy(detach_keys):
     """The docker CLI's: the given keys, or ctrl-p,ctrl-q if none (or bad ones:
     the daemon has refused those before we get here)."""
@@ -818,7 +829,7 @@ def cmd_run(ctx, opts, args):
         q = {"stream": "1", "stdin": "1" if config["AttachStdin"] else None,
              "stdout": "1" if config["AttachStdout"] else None,
              "stderr": "1" if config["AttachStderr"] else None,
-             "detachKeys": opts["detach_keys"] or None}
+             "detachKeys": detach_keys(opts) or None}
         resp = hijack(ctx, "/containers/%s/attach" % cid, q)
         wait = Waiter(ctx, cid, "removed" if opts["rm"] else "next-exit")
     except (APIError, ConnectionLost, DaemonUnavailable) as e:
@@ -834,7 +845,7 @@ def cmd_run(ctx, opts, args):
     with _maybe_raw(tty and config["AttachStdin"]):
         if tty:
             monitor_tty_size(ctx, "/containers/%s" % cid)
-        detached = stream_session(resp, tty, config["AttachStdin"], opts["detach_keys"])
+        detached = stream_session(resp, tty, config["AttachStdin"], detach_keys(opts))
     resp.close()
     if detached:
         return 0  # docker run: the container runs on, nothing printed
@@ -869,7 +880,7 @@ def cmd_start(ctx, opts, args):
         resp = hijack(ctx, "/containers/%s/attach" % cid,
                                  {"stream": "1", "stdin": "1" if stdin else None,
                                   "stdout": "1", "stderr": "1",
-                                  "detachKeys": opts["detach_keys"] or None})
+                                  "detachKeys": detach_keys(opts) or None})
         auto_remove = bool((c.get("HostConfig") or {}).get("AutoRemove"))
         wait = Waiter(ctx, cid, "removed" if auto_remove else "next-exit")
         try:
@@ -880,7 +891,7 @@ def cmd_start(ctx, opts, args):
         with _maybe_raw(tty and stdin):
             if tty:
                 monitor_tty_size(ctx, "/containers/%s" % cid)
-            detached = stream_session(resp, tty, stdin, opts["detach_keys"])
+            detached = stream_session(resp, tty, stdin, detach_keys(opts))
         resp.close()
         if detached:
             return 0  # docker start -a: as docker run
@@ -913,7 +924,7 @@ def cmd_exec(ctx, opts, args):
         _check_tty(stdin, tty)
     body = {"User": opts["user"] or "", "Privileged": bool(opts["privileged"]), "Tty": tty,
             "AttachStdin": stdin, "AttachStderr": not detach, "AttachStdout": not detach,
-            "Detach": detach, "DetachKeys": opts["detach_keys"] or "", "Env": env or None,
+            "Detach": detach, "DetachKeys": detach_keys(opts) or "", "Env": env or None,
             "WorkingDir": opts["workdir"] or "", "Cmd": cmd}
     res = ctx.client.post("/containers/%s/exec" % _q(name), None, body)
     eid = res["Id"]
@@ -926,7 +937,7 @@ def cmd_exec(ctx, opts, args):
     with _maybe_raw(tty and stdin):
         if tty:
             monitor_tty_size(ctx, "/exec/%s" % eid)
-        detached = stream_session(resp, tty, stdin, opts["detach_keys"])
+        detached = stream_session(resp, tty, stdin, detach_keys(opts))
     resp.close()
     if detached:
         raise CLIError(DETACHED)  # docker exec returns the EscapeError: exit 1
@@ -962,11 +973,11 @@ def cmd_attach(ctx, opts, args):
     resp = hijack(ctx, "/containers/%s/attach" % cid,
                              {"stream": "1", "stdin": "1" if stdin else None,
                               "stdout": "1", "stderr": "1",
-                              "detachKeys": opts["detach_keys"] or None})
+                              "detachKeys": detach_keys(opts) or None})
     with _maybe_raw(tty and stdin):
         if tty:
             monitor_tty_size(ctx, "/containers/%s" % cid)
-        detached = stream_session(resp, tty, stdin, opts["detach_keys"])
+        detached = stream_session(resp, tty, stdin, detach_keys(opts))
     resp.close()
     if detached:
         raise CLIError(DETACHED)  # docker attach returns the EscapeError: exit 1

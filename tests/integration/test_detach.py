@@ -169,6 +169,52 @@ def test_custom_keys_and_a_broken_prefix_reach_the_container(engine):
     engine.cli("rm", "-f", cid, check=True)
 
 
+def test_detach_keys_from_the_cli_config(engine):
+    """The CLI config's "detachKeys" (as in docker's config.json) replaces
+    ctrl-p,ctrl-q; --detach-keys still wins over it."""
+    cfg_dir = os.path.join(engine.base, "cli-config")
+    os.makedirs(cfg_dir, exist_ok=True)
+    path = os.path.join(cfg_dir, "config.json")
+    old = open(path).read() if os.path.exists(path) else None
+    cfg = json.loads(old) if old else {}
+    with open(path, "w") as f:
+        json.dump(dict(cfg, detachKeys="ctrl-x,y"), f)
+    try:
+        s = cli_pty(engine, "run", "-it", "--name", "dt-cfg", "busybox", "sh", "-c",
+                    "echo ready; cat > /tmp/in")
+        try:
+            s.expect(b"ready")
+            s.type(b"a", P, Q)  # ctrl-p ctrl-q are no keys now: they go on
+            assert s.proc.poll() is None, s.out
+            s.type(b"b", b"\r", b"\x18", b"y")
+            assert s.wait() == 0, s.out
+        finally:
+            s.close()
+        cid = inspect(engine, "dt-cfg")["Id"]
+        assert inspect(engine, cid)["State"]["Running"] is True
+        # (the container's tty may take ctrl-q as its own START character)
+        first = (b"a\x10\x11b\n", b"a\x10b\n")
+        assert wait_until(lambda: read_file_in(engine, cid, "/tmp/in") in first)
+        first = read_file_in(engine, cid, "/tmp/in")
+        # the option wins over the config
+        s = cli_pty(engine, "attach", "--detach-keys", "ctrl-z", "dt-cfg")
+        try:
+            time.sleep(1)
+            s.type(b"\x18", b"y", b"\r", b"\x1a")
+            assert s.wait() == 1, s.out
+            assert s.out.endswith(b"read escape sequence\r\n"), s.out
+        finally:
+            s.close()
+        assert wait_until(lambda: read_file_in(engine, cid, "/tmp/in") == first + b"\x18y\n")
+        engine.cli("rm", "-f", cid, check=True)
+    finally:
+        if old is None:
+            os.unlink(path)
+        else:
+            with open(path, "w") as f:
+                f.write(old)
+
+
 def test_default_keys_broken_prefix_is_forwarded(engine):
     s = cli_pty(engine, "run", "-it", "--name", "dt-prefix", "busybox", "sh", "-c",
                 "echo ready; cat > /tmp/in")
