@@ -1321,7 +1321,9 @@ class ShimService:
             if sync_child >= 0:
                 os.close(sync_child)
                 sync_child = -1
-            reply = _read_sync_reply(sync_parent) if sync_parent >= 0 else None
+            # (it has exited: the report is there, or EOF)
+            reply = (await _receive_sync_reply(sync_parent, wait=False)
+                     if sync_parent >= 0 else None)
             if isinstance(reply, rt.CreateFailed):
                 # 127: not found, 126: cannot be run, and dockerd's 126 for the rest
                 code = reply.exit_code if reply.exit_code in (126, 127) else 126
@@ -1717,15 +1719,18 @@ def classify_exec_failure(text: str) -> tuple[int, str] | None:
     return None
 
 
-async def _receive_sync_reply(fd: int):
+async def _receive_sync_reply(fd: int, *, wait: bool = True):
     """The runtime's one-envelope report on the sync socketpair, as soon as it
-    is whole (None at EOF without one, or if it is garbage)."""
+    is whole (None at EOF without one, or if it is garbage).  ``wait=False``
+    (the runtime has exited): what is there now, and None if nothing is."""
     dec = FrameDecoder(max_frame=1 << 20)
     os.set_blocking(fd, False)
     while True:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
+            if not wait:
+                return None
             await trio.lowlevel.wait_readable(fd)
             continue
         except OSError:
@@ -1741,30 +1746,6 @@ async def _receive_sync_reply(fd: int):
                 return unpack(frames[0]).msg
             except Exception:  # noqa: BLE001
                 return None
-
-
-def _read_sync_reply(fd: int):
-    """The runtime's one-envelope report on the sync socketpair, if any."""
-    dec = FrameDecoder(max_frame=1 << 20)
-    os.set_blocking(fd, False)
-    frames = []
-    try:
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            frames.extend(dec.feed(data))
-    except Exception:
-        return None
-    for frame in frames:
-        try:
-            return unpack(frame).msg
-        except Exception:
-            return None
-    return None
 
 
 def _last_runtime_log_error(path: str) -> str:
