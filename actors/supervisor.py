@@ -210,6 +210,7 @@ class Supervisor:
                     pass
             status, at = 137 if init_pid else 255, _now_ns()
         self._runtime_delete(handle.container_id)
+        self._remove_cgroup_made_ahead(handle)
         shutil.rmtree(handle.dir, ignore_errors=True)
         if self.shims.get(handle.container_id) is handle:
             del self.shims[handle.container_id]
@@ -217,6 +218,23 @@ class Supervisor:
         events.append(sup.TaskExit(container_id=handle.container_id, pid=init_pid,
                                    exit_status=status, exited_at=at))
         return events
+
+    def _remove_cgroup_made_ahead(self, handle: ShimHandle) -> None:
+        """A shim makes its container's cgroup directories as it starts (see
+        ShimService._warm_migrations); one lost before the runtime's create
+        took them (the runtime's delete removes those it did) leaves them:
+        remove them if they are there and empty (a cgroup with processes in
+        it is not removed: rmdir refuses)."""
+        from linux import cgroups
+
+        try:
+            with open(os.path.join(handle.dir, shimmod.BUNDLE, "config.json"), "rb") as f:
+                linux = json.loads(f.read()).get("linux") or {}
+            cg = cgroups.open_cgroup(linux.get("cgroupsPath") or handle.container_id)
+            if cg.exists():
+                cg.remove(timeout=0)
+        except (OSError, ValueError, AttributeError) as exc:
+            log.info("cgroup of lost shim %s not removed: %s", handle.container_id[:12], exc)
 
     def _runtime_delete(self, cid: str) -> None:
         """Best-effort `runtime delete --force` for a task whose shim is gone."""

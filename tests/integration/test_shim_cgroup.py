@@ -137,3 +137,43 @@ def test_a_create_refused_before_the_cgroup_step_removes_it_too(parent):
         trio.run(main)
     finally:
         _cleanup(base)
+
+
+@pytest.mark.skipif(not os.path.isdir(CGROUP), reason="no cgroup v1 memory hierarchy")
+def test_a_shim_lost_before_its_create_leaves_no_cgroup(parent):
+    """The supervisor cleans up after a shim that died after it made its cgroup
+    directories but before the runtime took them (the runtime's delete has no
+    state to go by then); a cgroup with a process in it is left alone."""
+    from actors.supervisor import ShimHandle, Supervisor
+    from linux import cgroups
+
+    base = tempfile.mkdtemp(prefix="trioctr-test-shim-")
+    sleeper = None
+    try:
+        sup = Supervisor(base, {})
+        handles = []
+        for _ in range(2):
+            cid = uuid.uuid4().hex + uuid.uuid4().hex
+            d = os.path.join(base, "shims", cid)
+            os.makedirs(os.path.join(d, "bundle"))
+            with open(os.path.join(d, "bundle", "config.json"), "w") as f:
+                json.dump({"linux": {"cgroupsPath": f"/{parent}/{cid}"}}, f)
+            cgroups.open_cgroup(f"/{parent}/{cid}").create()  # what the shim made ahead
+            handles.append(ShimHandle(cid, d))
+        empty, busy = handles
+        sleeper = subprocess.Popen(["sleep", "60"])
+        cgroups.open_cgroup(f"/{parent}/{busy.container_id}").add_pid(sleeper.pid)
+
+        events = sup._shim_lost(empty, "lost in a test")
+        assert [type(e).__name__ for e in events] == ["ShimLost", "TaskExit"]
+        assert events[1].exit_status == 255 and events[1].pid == 0
+        assert not os.path.exists(os.path.join(CGROUP, parent, empty.container_id))
+        assert not os.path.exists(empty.dir)
+
+        sup._shim_lost(busy, "lost in a test")  # no error: rmdir refuses, it is left
+        assert os.path.isdir(os.path.join(CGROUP, parent, busy.container_id))
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait()
+        _cleanup(base)
