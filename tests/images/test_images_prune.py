@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -240,7 +241,10 @@ def test_sdk_prune(engine):
         assert {"Deleted": iid} in rep["ImagesDeleted"] and rep["SpaceReclaimed"] > 0
         assert client.images.prune(filters={"dangling": False, "label": ["nope"]}) == {
             "ImagesDeleted": None, "SpaceReclaimed": 0}
-        res = engine.cli("events", "--since", "0", "--until", "1s", "--filter", "type=image",
+        # (--until as a time a second ahead: "1s" would be a second ago, before
+        # the prune on a fast host)
+        res = engine.cli("events", "--since", "0", "--until", str(int(time.time()) + 1),
+                         "--filter", "type=image",
                          "--filter", "event=prune", "--format", "{{.Action}} {{.Actor.Attributes}}")
         assert "prune map[reclaimed:" in res.stdout.decode()
     finally:
