@@ -4,6 +4,7 @@ rm, wait, top, port, pause, unpause, update, rename, inspect."""
 import sys
 
 from cli.flags import Spec, Flag, FORMAT_TABLE_HELP, FORMAT_HELP
+from cli.fmt import TableRow
 from cli.main import CLIError
 
 
@@ -208,9 +209,10 @@ def _form_group(key, start, last):
     return group + "/" + gtype
 
 
-class ContainerRow:
+class ContainerRow(TableRow):
     """One row of `ps`, with the fields docker's ContainerContext offers."""
     tmpl_type = "*formatter.ContainerContext"
+    HEADERS = _CONTAINER_HEADERS
     FIELDS = ("Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names",
               "Networks", "Platform", "Ports", "RunningFor", "Size", "State", "Status")
 
@@ -218,17 +220,6 @@ class ContainerRow:
         self.c = c
         self.trunc = trunc
         self.now = now
-
-    def tmpl_field(self, name):
-        if name == "Label":
-            return self.label
-        if name not in _CONTAINER_HEADERS:
-            raise KeyError(name)
-        return getattr(self, "f_" + name)()
-
-    def tmpl_json(self):
-        from cli.fmt import go_json
-        return go_json({k: self.tmpl_field(k) for k in self.FIELDS})
 
     def label(self, name):
         return (self.c.get("Labels") or {}).get(name, "")

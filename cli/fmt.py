@@ -125,6 +125,24 @@ def go_quote(s):
     return "".join(out)
 
 
+class TableRow:
+    """A row of one of docker's formatter tables: ``{{.Name}}`` is ``f_Name()``
+    for the names in HEADERS, ``{{json .}}`` every one of FIELDS; a row with
+    labels (``label(name)``) offers ``{{.Label "k"}}`` too."""
+    FIELDS: tuple = ()
+    HEADERS: dict = {}
+
+    def tmpl_field(self, name):
+        if name == "Label" and hasattr(self, "label"):
+            return self.label
+        if name not in self.HEADERS:
+            raise KeyError(name)
+        return getattr(self, "f_" + name)()
+
+    def tmpl_json(self):
+        return go_json({k: self.tmpl_field(k) for k in self.FIELDS})
+
+
 def go_json(obj, escape_html=True):
     """encoding/json compact output: HTML escaping as json.Marshal does (or not,
     as docker's template `json` function does), U+2028/9 escaped, no ASCII

@@ -4,6 +4,7 @@ image prune (and the pull used by run/create)."""
 import sys
 
 from cli.flags import Spec, Flag, FORMAT_TABLE_HELP
+from cli.fmt import TableRow
 from cli.main import CLIError
 
 
@@ -221,8 +222,9 @@ _IMAGE_HEADERS = {
 }
 
 
-class ImageRow:
+class ImageRow(TableRow):
     tmpl_type = "*formatter.imageContext"
+    HEADERS = _IMAGE_HEADERS
     FIELDS = ("Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository",
               "SharedSize", "Size", "Tag", "UniqueSize", "VirtualSize")
 
@@ -233,15 +235,6 @@ class ImageRow:
         self.digest = digest
         self.trunc = trunc
         self.now = now
-
-    def tmpl_field(self, name):
-        if name not in _IMAGE_HEADERS:
-            raise KeyError(name)
-        return getattr(self, "f_" + name)()
-
-    def tmpl_json(self):
-        from cli.fmt import go_json
-        return go_json({k: self.tmpl_field(k) for k in self.FIELDS})
 
     def f_ID(self):
         from cli.fmt import truncate_id
@@ -583,8 +576,9 @@ _HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREA
                     "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 
 
-class HistoryRow:
+class HistoryRow(TableRow):
     tmpl_type = "*image.historyContext"
+    HEADERS = _HISTORY_HEADERS
     FIELDS = ("Comment", "CreatedAt", "CreatedBy", "CreatedSince", "ID", "Size")
 
     def __init__(self, h, trunc, human, now):
@@ -592,15 +586,6 @@ class HistoryRow:
         self.trunc = trunc
         self.human = human
         self.now = now
-
-    def tmpl_field(self, name):
-        if name not in _HISTORY_HEADERS:
-            raise KeyError(name)
-        return getattr(self, "f_" + name)()
-
-    def tmpl_json(self):
-        from cli.fmt import go_json
-        return go_json({k: self.tmpl_field(k) for k in self.FIELDS})
 
     def f_ID(self):
         from cli.fmt import truncate_id

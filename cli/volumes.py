@@ -5,6 +5,7 @@ internal/volumespec, opts/mount.go, cli/command/volume)."""
 import sys
 
 from cli.flags import Spec, Flag
+from cli.fmt import TableRow
 from cli.main import CLIError
 
 
@@ -300,8 +301,9 @@ _VOLUME_HEADERS = {
 }
 
 
-class VolumeRow:
+class VolumeRow(TableRow):
     tmpl_type = "*formatter.volumeContext"
+    HEADERS = _VOLUME_HEADERS
     FIELDS = ("Availability", "Driver", "Group", "Labels", "Links", "Mountpoint", "Name", "Scope",
               "Size", "Status")
 
@@ -309,17 +311,9 @@ class VolumeRow:
         self.v = v
 
     def tmpl_field(self, name):
-        if name == "Label":
-            return self.label
         if name in ("Availability", "Group", "Status"):
             return "N/A" if name != "Group" else ""
-        if name not in _VOLUME_HEADERS:
-            raise KeyError(name)
-        return getattr(self, "f_" + name)()
-
-    def tmpl_json(self):
-        from cli.fmt import go_json
-        return go_json({k: self.tmpl_field(k) for k in self.FIELDS})
+        return super().tmpl_field(name)
 
     def label(self, name):
         return (self.v.get("Labels") or {}).get(name, "")
