@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import time
+from tests.helpers.wait import poll  # noqa: F401  (the compat tests take it from here)
 
-
-def wait_for(pred, timeout: float = 10.0, interval: float = 0.05):
-    """Poll ``pred`` until it returns something true; return that (or the last value)."""
-    deadline = time.monotonic() + timeout
-    value = pred()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = pred()
-    return value
 
 
 def out(res) -> str:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.compat.compat_util import err, out, wait_for
+from tests.compat.compat_util import err, out, poll
 from tests.helpers.engine import env
 
 pytestmark = pytest.mark.root
@@ -41,7 +41,7 @@ def test_run_prints_output_and_returns_the_exit_code(engine):
     res = engine.docker("run", "--rm", "busybox", "true")
     assert (res.returncode, out(res), err(res)) == (0, "", "")
     # --rm: nothing is left behind
-    assert wait_for(lambda: ids(engine) == [], 10), ids(engine)
+    assert poll(lambda: ids(engine) == [], 10), ids(engine)
 
 
 def test_run_keeps_the_container_without_rm(engine):
@@ -61,7 +61,7 @@ def test_run_command_not_found_is_127_and_not_executable_126(engine):
     res = engine.docker("run", "--rm", "busybox", "/etc/passwd")
     assert res.returncode == 126, err(res)
     assert "permission denied" in err(res)
-    assert wait_for(lambda: ids(engine) == [], 10), ids(engine)
+    assert poll(lambda: ids(engine) == [], 10), ids(engine)
 
 
 def test_detached_run_ps_logs_follow_stop_rm(engine):
@@ -71,7 +71,7 @@ def test_detached_run_ps_logs_follow_stop_rm(engine):
     cid = out(res).strip()
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
     try:
-        assert wait_for(lambda: out(engine.docker("logs", "web")) == "started\n"), err(res)
+        assert poll(lambda: out(engine.docker("logs", "web")) == "started\n"), err(res)
         ps = out(engine.docker("ps"))
         assert "web" in ps and cid[:12] in ps and "Up " in ps and "busybox" in ps
         assert out(engine.docker("ps", "-q")).split() == [cid[:12]]
@@ -153,7 +153,7 @@ def test_inspect_fields(engine):
             assert f.read().split(b"\0")[0] == b"sleep"
         engine.docker("kill", "insp")
         res = engine.docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}}", "insp")
-        assert wait_for(lambda: out(engine.docker("inspect", "-f", "{{.State.Status}}", "insp")) == "exited\n")
+        assert poll(lambda: out(engine.docker("inspect", "-f", "{{.State.Status}}", "insp")) == "exited\n")
         res = engine.docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Pid}}", "insp")
         assert out(res) == "exited 137 0\n"
     finally:
@@ -165,10 +165,10 @@ def test_kill_with_a_signal(engine):
               "while true; do sleep 0.1; done")
     cid = out(engine.docker("run", "-d", "busybox", "sh", "-c", script)).strip()
     try:
-        assert wait_for(lambda: "ready" in out(engine.docker("logs", cid)))
+        assert poll(lambda: "ready" in out(engine.docker("logs", cid)))
         res = engine.docker("kill", "-s", "USR1", cid)
         assert res.returncode == 0 and out(res) == cid + "\n", err(res)
-        assert wait_for(lambda: "got-usr1" in out(engine.docker("logs", cid)))
+        assert poll(lambda: "got-usr1" in out(engine.docker("logs", cid)))
         assert out(engine.docker("inspect", "-f", "{{.State.Running}}", cid)) == "true\n"
         res = engine.docker("kill", "--signal", "SIGTERM", cid)
         assert res.returncode == 0, err(res)
@@ -199,14 +199,14 @@ def test_restart(engine):
                         "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done")
     assert res.returncode == 0, err(res)
     try:
-        assert wait_for(lambda: out(engine.docker("logs", "rs")) == "started\n")
+        assert poll(lambda: out(engine.docker("logs", "rs")) == "started\n")
         pid0, started0 = out(engine.docker("inspect", "-f", "{{.State.Pid}} {{.State.StartedAt}}", "rs")).split()
         res = engine.docker("restart", "-t", "5", "rs")
         assert (res.returncode, out(res)) == (0, "rs\n"), err(res)
         pid1, started1 = out(engine.docker("inspect", "-f", "{{.State.Pid}} {{.State.StartedAt}}", "rs")).split()
         assert pid1 != pid0 and started1 > started0
         assert out(engine.docker("inspect", "-f", "{{.State.Status}}", "rs")) == "running\n"
-        assert wait_for(lambda: out(engine.docker("logs", "rs")) == "started\nstarted\n")
+        assert poll(lambda: out(engine.docker("logs", "rs")) == "started\nstarted\n")
         # a stopped container: restart starts it
         assert engine.docker("stop", "rs").returncode == 0
         assert engine.docker("restart", "rs").returncode == 0
@@ -262,7 +262,7 @@ def test_events_since_until_as_json(engine):
     t0 = time.time()
     res = engine.docker("run", "--rm", "--name", "evt", "-l", "k=v", "busybox", "true")
     assert res.returncode == 0, err(res)
-    assert wait_for(lambda: "evt" not in out(engine.docker("ps", "-a")))
+    assert poll(lambda: "evt" not in out(engine.docker("ps", "-a")))
     t1 = time.time() + 0.001
     res = engine.docker("events", "--since", f"{t0:.6f}", "--until", f"{t1:.6f}",
                         "--format", "{{json .}}", "--filter", "type=container")

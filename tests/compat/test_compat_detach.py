@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.compat.compat_util import err, out, wait_for
+from tests.compat.compat_util import err, out, poll
 from tests.helpers.engine import env
 from tests.integration.test_detach import P, Q, Pty
 
@@ -97,7 +97,7 @@ def test_docker_attach_custom_keys_and_start_ai(engine):
         s.close()
     assert running(engine, "cd-start")
     # ctrl-q is the container's terminal's XON: its line discipline eats it
-    assert wait_for(lambda: out(engine.docker("exec", "cd-start", "cat", "/tmp/in")) == "a\x10\x05b\n")
+    assert poll(lambda: out(engine.docker("exec", "cd-start", "cat", "/tmp/in")) == "a\x10\x05b\n")
     engine.docker("rm", "-f", "cd-start")
 
 
@@ -149,7 +149,7 @@ def test_sdk_attach_socket_with_detach_keys(engine, client):
         sock.close()
         c.reload()
         assert c.status == "running"
-        assert wait_for(lambda: c.exec_run(["cat", "/tmp/in"]).output == b"hello \x18z\n")
+        assert poll(lambda: c.exec_run(["cat", "/tmp/in"]).output == b"hello \x18z\n")
         evs = client.events(since=since, until=int(time.time()) + 1, decode=True,
                             filters={"container": c.id, "event": "detach"})
         assert [e["Action"] for e in evs] == ["detach"]

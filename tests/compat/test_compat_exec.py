@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.compat.compat_util import err, out, wait_for
+from tests.compat.compat_util import err, out, poll
 from tests.helpers.engine import env
 from tests.helpers.pty import run_in_pty
 
@@ -56,7 +56,7 @@ def test_docker_exec_i_pipes_stdin(engine, box):
 def test_docker_exec_d_and_env_workdir_user(engine, box):
     res = engine.docker("exec", "-d", "cbox", "sh", "-c", "echo detached > /tmp/d")
     assert res.returncode == 0 and out(res) == ""
-    assert wait_for(lambda: out(engine.docker("exec", "cbox", "cat", "/tmp/d")) == "detached\n")
+    assert poll(lambda: out(engine.docker("exec", "cbox", "cat", "/tmp/d")) == "detached\n")
     res = engine.docker("exec", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "cbox",
                         "sh", "-c", "echo $A $(pwd) $(id -u)")
     assert out(res) == "1 /tmp 65534\n", err(res)
@@ -158,7 +158,7 @@ def test_sdk_exec_api_and_inspect(client, box):
     assert info["Running"] is False and info["ExitCode"] is None
     assert info["ProcessConfig"]["entrypoint"] == "sh"
     api.exec_start(e["Id"], detach=True)
-    info = wait_for(lambda: (i := api.exec_inspect(e["Id"])) and not i["Running"] and i)
+    info = poll(lambda: (i := api.exec_inspect(e["Id"])) and not i["Running"] and i)
     assert info["ExitCode"] == 3 and info["Pid"] > 0
     docker = pytest.importorskip("docker")
     with pytest.raises(docker.errors.NotFound):
@@ -189,7 +189,7 @@ def test_sdk_exec_with_stdin_socket(client, box):
         payload += data[8:8 + size]
         data = data[8 + size:]
     assert payload == b"hello\nend\n"
-    assert wait_for(lambda: api.exec_inspect(e["Id"])["ExitCode"] == 0)
+    assert poll(lambda: api.exec_inspect(e["Id"])["ExitCode"] == 0)
 
 
 def test_sdk_pause_unpause_update(client):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.compat.compat_util import err, out, wait_for
+from tests.compat.compat_util import err, out, poll
 
 docker = pytest.importorskip("docker")
 
@@ -50,7 +50,7 @@ def _tar_member(data: bytes, name: str) -> bytes:
 
 def _settled(engine, cid):
     """The container's script made its files (it loops once they exist)."""
-    return wait_for(lambda: engine.docker("cp", f"{cid}:/data/hard", "-").returncode == 0)
+    return poll(lambda: engine.docker("cp", f"{cid}:/data/hard", "-").returncode == 0)
 
 
 # -- top ------------------------------------------------------------------------------

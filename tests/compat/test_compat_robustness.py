@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.compat.compat_util import err, out, wait_for
+from tests.compat.compat_util import err, out, poll
 
 pytestmark = pytest.mark.root
 
@@ -226,7 +226,7 @@ def test_flood_of_bad_requests_leaks_nothing(engine):
         s.connect(engine.sock)
         s.sendall(f"POST /containers/{cid}/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
         streams.append(s)
-    assert wait_for(lambda: listeners(engine) == 5)
+    assert poll(lambda: listeners(engine) == 5)
     assert fd_count(pid) >= base_fds + len(streams)
     for s in streams:
         s.close()
@@ -245,8 +245,8 @@ def test_flood_of_bad_requests_leaks_nothing(engine):
         client.close()
     res = engine.docker("run", "--rm", "busybox", "sh", "-c", "echo fine")
     assert (res.returncode, out(res)) == (0, "fine\n"), err(res)
-    assert wait_for(lambda: listeners(engine) == 0, 10)
-    assert wait_for(lambda: fd_count(pid) <= base_fds, 10), (fd_count(pid), base_fds,
+    assert poll(lambda: listeners(engine) == 0, 10)
+    assert poll(lambda: fd_count(pid) <= base_fds, 10), (fd_count(pid), base_fds,
                                                                sorted(os.listdir(f"/proc/{pid}/fd")))
     assert engine.proc.poll() is None
     engine.docker("rm", "-f", "quiet")

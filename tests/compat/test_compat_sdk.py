@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.compat.compat_util import wait_for
+from tests.compat.compat_util import poll
 
 docker = pytest.importorskip("docker")
 
@@ -40,7 +40,7 @@ def test_run_with_a_failing_command_raises_container_error(client):
         client.containers.run("busybox", ["sh", "-c", "echo out; echo bad >&2; exit 3"], remove=True)
     assert info.value.exit_status == 3
     assert info.value.stderr == b"bad\n"
-    assert wait_for(lambda: client.containers.list(all=True) == [])
+    assert poll(lambda: client.containers.list(all=True) == [])
 
 
 def test_command_not_found_is_an_api_error(client):
@@ -59,7 +59,7 @@ def test_detached_lifecycle(client):
         assert re.fullmatch(r"[0-9a-f]{64}", c.id) and c.name == "sdk-web"
         c.reload()
         assert c.status == "running"
-        assert wait_for(lambda: c.logs() == b"up\n")
+        assert poll(lambda: c.logs() == b"up\n")
         assert [x.id for x in client.containers.list()] == [c.id]
         assert [x.name for x in client.containers.list(filters={"label": "app=sdk"})] == ["sdk-web"]
         assert client.containers.list(filters={"label": "app=other"}) == []
@@ -105,9 +105,9 @@ def test_wait_kill_restart(client):
     c = client.containers.run("busybox", ["sh", "-c",
                                           "trap 'echo usr1' USR1; " + LOOP], detach=True)
     try:
-        assert wait_for(lambda: b"up" in c.logs())
+        assert poll(lambda: b"up" in c.logs())
         c.kill(signal="SIGUSR1")
-        assert wait_for(lambda: b"usr1" in c.logs())
+        assert poll(lambda: b"usr1" in c.logs())
         c.reload()
         assert c.status == "running"
         pid = c.attrs["State"]["Pid"]
@@ -145,7 +145,7 @@ def test_low_level_create_start_wait(client):
 def test_events_since_until(client):
     t0 = time.time()
     client.containers.run("busybox", ["true"], remove=True, name="sdk-evt")
-    assert wait_for(lambda: client.containers.list(all=True, filters={"name": "sdk-evt"}) == [])
+    assert poll(lambda: client.containers.list(all=True, filters={"name": "sdk-evt"}) == [])
     t1 = time.time() + 0.01
     evs = list(client.events(since=t0, until=t1, decode=True, filters={"container": "sdk-evt"}))
     actions = [e["Action"] for e in evs]

@@ -23,21 +23,13 @@ import pytest
 from tests.helpers.engine import Engine, ROOT, env as engine_env
 from tests.images import registry_env as env
 from tests.images.test_images_chunked import Proxy, random_layer
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.root
 
 LAYER_SIZE = 20 << 20
 RATE = 4 << 20  # bytes per second per blob download through the proxy
 
-
-def wait_for(cond, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def temp_entries(store_root: str) -> list[str]:
@@ -107,8 +99,8 @@ def test_sigkill_mid_pull_then_restart_is_consistent_and_pull_completes(registry
                                stderr=subprocess.PIPE, env=engine_env(), cwd=ROOT)
         # caught downloading: the base layer unpacked (not registered), the big
         # layers partly through, their partial blobs being written
-        wait_for(lambda: complete_layers(store_root), 60, "the base layer to be unpacked")
-        wait_for(lambda: proxy.sent > LAYER_SIZE // 2, 60, "some of the big layers")
+        wait_for(lambda: complete_layers(store_root), 60, "the base layer to be unpacked", 0.01)
+        wait_for(lambda: proxy.sent > LAYER_SIZE // 2, 60, "some of the big layers", 0.01)
         partial = [t for t in temp_entries(store_root) if t.startswith("blobs/")]
         assert partial, "no partial download to interrupt"
         e.kill_daemon(signal.SIGKILL)
@@ -159,7 +151,7 @@ def test_sigkill_while_a_layer_is_unpacking(registry, big_image):
         cli = subprocess.Popen([sys.executable, "-m", "cli", "-H", f"unix://{e.sock}", "pull",
                                 ref], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=engine_env(), cwd=ROOT)
-        base = wait_for(lambda: complete_layers(store_root), 60, "the base layer to be unpacked")
+        base = wait_for(lambda: complete_layers(store_root), 60, "the base layer to be unpacked", 0.01)
         # the next .tmp- directory is a big layer being unpacked
         deadline = time.monotonic() + 60
         caught = False

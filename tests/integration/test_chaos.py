@@ -8,18 +8,10 @@ import signal
 import time
 
 import pytest
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.root
 
-
-def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def inspect(engine, ref):

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from tests.helpers.engine import ROOT, env
+from tests.helpers.wait import poll
 
 pytestmark = pytest.mark.root
 
@@ -102,15 +103,6 @@ def read_file_in(engine, cid: str, path: str) -> bytes:
     return engine.cli("exec", cid, "cat", path, check=True).stdout
 
 
-def wait_until(pred, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
-
 
 def test_run_it_detach_then_attach_again(engine):
     t0 = time.time() - 1
@@ -129,7 +121,7 @@ def test_run_it_detach_then_attach_again(engine):
         s.close()
     cid = inspect(engine, "dt-run")["Id"]
     assert inspect(engine, cid)["State"]["Running"] is True
-    assert wait_until(lambda: "detach" in actions(engine, t0, cid)), events(engine, t0, cid)
+    assert poll(lambda: "detach" in actions(engine, t0, cid)), events(engine, t0, cid)
     acts = actions(engine, t0, cid)
     assert acts.index("attach") < acts.index("start") < acts.index("detach")
 
@@ -148,7 +140,7 @@ def test_run_it_detach_then_attach_again(engine):
     finally:
         s.close()
     assert inspect(engine, cid)["State"]["Running"] is True
-    assert wait_until(lambda: actions(engine, t1, cid).count("detach") == 1)
+    assert poll(lambda: actions(engine, t1, cid).count("detach") == 1)
     engine.cli("rm", "-f", cid, check=True)
 
 
@@ -165,7 +157,7 @@ def test_custom_keys_and_a_broken_prefix_reach_the_container(engine):
         s.close()
     cid = inspect(engine, "dt-keys")["Id"]
     assert inspect(engine, cid)["State"]["Running"] is True
-    assert wait_until(lambda: read_file_in(engine, cid, "/tmp/in") == b"a\x10b\x18c\n")
+    assert poll(lambda: read_file_in(engine, cid, "/tmp/in") == b"a\x10b\x18c\n")
     engine.cli("rm", "-f", cid, check=True)
 
 
@@ -194,7 +186,7 @@ def test_detach_keys_from_the_cli_config(engine):
         assert inspect(engine, cid)["State"]["Running"] is True
         # (the container's tty may take ctrl-q as its own START character)
         first = (b"a\x10\x11b\n", b"a\x10b\n")
-        assert wait_until(lambda: read_file_in(engine, cid, "/tmp/in") in first)
+        assert poll(lambda: read_file_in(engine, cid, "/tmp/in") in first)
         first = read_file_in(engine, cid, "/tmp/in")
         # the option wins over the config
         s = cli_pty(engine, "attach", "--detach-keys", "ctrl-z", "dt-cfg")
@@ -205,7 +197,7 @@ def test_detach_keys_from_the_cli_config(engine):
             assert s.out.endswith(b"read escape sequence\r\n"), s.out
         finally:
             s.close()
-        assert wait_until(lambda: read_file_in(engine, cid, "/tmp/in") == first + b"\x18y\n")
+        assert poll(lambda: read_file_in(engine, cid, "/tmp/in") == first + b"\x18y\n")
         engine.cli("rm", "-f", cid, check=True)
     finally:
         if old is None:
@@ -227,7 +219,7 @@ def test_default_keys_broken_prefix_is_forwarded(engine):
         s.close()
     cid = inspect(engine, "dt-prefix")["Id"]
     assert inspect(engine, cid)["State"]["Running"] is True
-    assert wait_until(lambda: read_file_in(engine, cid, "/tmp/in") == b"x\x10a\n")
+    assert poll(lambda: read_file_in(engine, cid, "/tmp/in") == b"x\x10a\n")
     engine.cli("rm", "-f", cid, check=True)
 
 
@@ -245,7 +237,7 @@ def test_start_ai_detach(engine):
     finally:
         s.close()
     assert inspect(engine, cid)["State"]["Running"] is True
-    assert wait_until(lambda: "detach" in actions(engine, t0, cid))
+    assert poll(lambda: "detach" in actions(engine, t0, cid))
     engine.cli("rm", "-f", cid, check=True)
 
 
@@ -265,7 +257,7 @@ def test_exec_it_detach_leaves_the_exec_running(engine):
         assert s.out.endswith(b"read escape sequence\r\n"), s.out
     finally:
         s.close()
-    evs = wait_until(lambda: [e for e in events(engine, t0, cid) if e["Action"] == "exec_detach"])
+    evs = poll(lambda: [e for e in events(engine, t0, cid) if e["Action"] == "exec_detach"])
     assert evs, events(engine, t0, cid)
     eid = evs[0]["Actor"]["Attributes"]["execID"]
     status, info = engine.request("GET", f"/exec/{eid}/json")

@@ -19,18 +19,10 @@ import pytest
 from tests.helpers.engine import ROOT, env
 from tests.integration.test_runtimes import crun_usable, need  # noqa: F401 - fixture
 from tests.helpers.pty import run_in_pty
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.root
 
-
-def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -406,7 +406,7 @@ def test_cli_cp_both_ways_with_a_stopped_container(engine, tmp_path):
         assert res.returncode == 0 and member_data(res.stdout, "one") == b"1\n"
         res = engine.cli("cp", "cli-cp:/nope", str(out))
         assert res.returncode == 1
-        assert res.stderr == f"Error response from daemon: Could not find the file /nope in container cli-cp\n".encode()
+        assert res.stderr == "Error response from daemon: Could not find the file /nope in container cli-cp\n".encode()
         res = engine.cli("cp", str(tmp_path / "missing"), "cli-cp:/tmp")
         assert res.returncode == 1 and b"no such file or directory" in res.stderr
         assert_no_host_mounts(engine)

@@ -13,20 +13,12 @@ import time
 import pytest
 
 from tests.integration.test_runtimes import need
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.root
 
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done"
 
-
-def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def inspect(engine, ref):

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from tests.helpers.wait import poll
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -64,15 +65,6 @@ def spare_pids(engine) -> list[int]:
     return out
 
 
-def wait_for(pred, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    return pred()
-
 
 def shim_pid(engine, cid: str) -> int:
     with open(os.path.join(engine.exec_root, "shims", cid, "shim.pid")) as f:
@@ -87,9 +79,9 @@ def run_d(engine, *args: str) -> str:
 
 def test_a_spare_waits_detached_and_is_used(fresh_engine):
     e = fresh_engine
-    z = wait_for(lambda: zygote_pid(e))
+    z = poll(lambda: zygote_pid(e))
     assert z
-    (spare,) = wait_for(lambda: spare_pids(e))
+    (spare,) = poll(lambda: spare_pids(e))
     # detached (not the zygote's child), no mount namespace of its own, its
     # stdio let go of, nothing of the engine open
     assert _ppid(spare) != z
@@ -103,7 +95,7 @@ def test_a_spare_waits_detached_and_is_used(fresh_engine):
             pass
     cid = run_d(e, "busybox", "sleep", "30")
     assert shim_pid(e, cid) == spare  # the spare became the container's shim
-    (spare2,) = wait_for(lambda: spare_pids(e))
+    (spare2,) = poll(lambda: spare_pids(e))
     assert spare2 != spare
     # the shim's mount namespace is its own, the spare's is the host's
     assert os.readlink(f"/proc/{spare}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
@@ -134,7 +126,7 @@ def test_many_containers_in_a_row_and_at_once(fresh_engine):
     assert not errors
     pids = {shim_pid(e, cid) for cid in ids}
     assert len(pids) == 8 and all(_alive(p) for p in pids)
-    assert len(wait_for(lambda: spare_pids(e))) == 1
+    assert len(poll(lambda: spare_pids(e))) == 1
     assert e.cli("rm", "-f", *ids).returncode == 0
 
 
@@ -142,28 +134,28 @@ def test_a_spare_ends_with_its_supervisor_not_its_zygote(fresh_engine):
     e = fresh_engine
     cid = run_d(e, "busybox", "sleep", "60")
     shim = shim_pid(e, cid)
-    z = wait_for(lambda: zygote_pid(e))
-    (spare,) = wait_for(lambda: spare_pids(e))
+    z = poll(lambda: zygote_pid(e))
+    (spare,) = poll(lambda: spare_pids(e))
     # the zygote dies: the spare in the supervisor's hand is still good
     os.kill(z, signal.SIGKILL)
-    assert wait_for(lambda: not _alive(z), 5)
+    assert poll(lambda: not _alive(z), 5)
     time.sleep(0.3)
     assert _alive(spare) and _alive(shim)
     cid2 = run_d(e, "busybox", "sleep", "60")
     assert shim_pid(e, cid2) == spare
     # and the supervisor makes a new zygote for the next spare
-    z2 = wait_for(lambda: zygote_pid(e))
+    z2 = poll(lambda: zygote_pid(e))
     assert z2 and z2 != z
-    (spare2,) = wait_for(lambda: spare_pids(e))
+    (spare2,) = poll(lambda: spare_pids(e))
     # the supervisor dies: the zygote (EOF on its socket) and the spare
     # (EOF on its link) end, the shims live on and are adopted by the next one
     sup = e.supervisor_pid()
     os.kill(sup, signal.SIGKILL)
-    assert wait_for(lambda: not _alive(z2) and not _alive(spare2), 5)
+    assert poll(lambda: not _alive(z2) and not _alive(spare2), 5)
     assert _alive(shim) and _alive(shim_pid(e, cid2))
-    new_sup = wait_for(lambda: e.supervisor_pid() not in (0, sup) and e.supervisor_pid(), 15)
+    new_sup = poll(lambda: e.supervisor_pid() not in (0, sup) and e.supervisor_pid(), 15)
     assert new_sup
-    res = wait_for(lambda: (r := e.cli("run", "--rm", "busybox", "true")).returncode == 0 and r, 15)
+    res = poll(lambda: (r := e.cli("run", "--rm", "busybox", "true")).returncode == 0 and r, 15)
     assert res
     for c in (cid, cid2):
         ps = e.cli("inspect", "-f", "{{.State.Running}}", c)
@@ -175,9 +167,9 @@ def test_a_spare_that_died_is_replaced_on_the_spot(fresh_engine):
     """A spare killed while in the supervisor's hand: the next create finds
     its link closed and spawns a shim instead; nothing fails."""
     e = fresh_engine
-    (spare,) = wait_for(lambda: spare_pids(e))
+    (spare,) = poll(lambda: spare_pids(e))
     os.kill(spare, signal.SIGKILL)
-    assert wait_for(lambda: not _alive(spare), 5)
+    assert poll(lambda: not _alive(spare), 5)
     res = e.cli("run", "--rm", "busybox", "echo", "still")
     assert res.returncode == 0 and res.stdout == b"still\n", res.stderr
-    assert wait_for(lambda: spare_pids(e))
+    assert poll(lambda: spare_pids(e))

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from tests.runtime.support import ENV, REPO
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -27,13 +28,6 @@ def sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.01)
 
 
 def out_mount(path) -> dict:

@@ -11,12 +11,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
 from linux import caps as capmod
 from tests.runtime.support import ENV, REPO
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -26,13 +26,6 @@ NS = ("ipc", "uts", "net", "pid", "mnt", "cgroup")
 def lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line]
 
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.01)
 
 
 def test_exec_joins_every_namespace_the_root_and_the_cgroup(rt):
