@@ -663,6 +663,7 @@ class ShimService:
         self._console_ready = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._has_hooks: bool | None = None  # read from the bundle at the first runtime call
+        self._config: dict | None = None  # the bundle's config.json (see _bundle_config)
         self._sigkilled = False  # a SIGKILL was sent to the task
         self._cgroup_made = trio.Event()  # (see _warm_migrations)
         self.serving = trio.Event()  # set once requests can be served
@@ -746,8 +747,7 @@ class ShimService:
         from linux import cgroups
 
         try:
-            with open(os.path.join(self.bundle, "config.json"), "rb") as f:
-                linux = json.loads(f.read()).get("linux") or {}
+            linux = self._bundle_config().get("linux") or {}
             path = linux.get("cgroupsPath") or self.cfg.id
             cg = cgroups.open_cgroup(path)
             if cg.exists():
@@ -874,11 +874,22 @@ class ShimService:
             return False
         if self._has_hooks is None:
             try:
-                with open(os.path.join(self.bundle, "config.json"), "rb") as f:
-                    self._has_hooks = bool(json.loads(f.read()).get("hooks"))
+                self._has_hooks = bool(self._bundle_config().get("hooks"))
             except (OSError, ValueError):
                 self._has_hooks = True  # when in doubt, the separate process
         return not self._has_hooks
+
+    def _bundle_config(self) -> dict:
+        """The bundle's config.json, read once: it does not change while we
+        live (an update's resources go to a file of their own).  Shared by
+        every caller: copy what you change."""
+        if self._config is None:
+            with open(os.path.join(self.bundle, "config.json"), "rb") as f:
+                cfg = json.loads(f.read())
+            if not isinstance(cfg, dict):
+                raise ValueError("config.json is not an object")
+            self._config = cfg
+        return self._config
 
     async def _run_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None,
                            pass_fds: tuple[int, ...] = (), tag: str = "",
@@ -1210,8 +1221,7 @@ class ShimService:
     def _exec_spec(self, p: sup.ExecProcess) -> dict:
         """The container's own process (capabilities, rlimits, ...) with the
         exec's command, environment, directory, user and terminal."""
-        with open(os.path.join(self.bundle, "config.json")) as f:
-            process = dict(json.load(f).get("process") or {})
+        process = dict(self._bundle_config().get("process") or {})
         process["args"] = list(p.args)
         process["env"] = list(p.env)
         process["cwd"] = p.cwd or "/"
