@@ -23,10 +23,10 @@ Theory of operation of ``create`` (as runc):
     IDMAPS_WRITTEN ------->  setresuid/gid(0)] (or setns(user))
                              unshare(NEWPID) / setns
                              [unshare(NEWTIME), timens_offsets]
-                             fork ------------------> setsid
-                  <--------- CREATED(pid)             wait for CGROUP_JOINED
-    waitpid(intermediate)    exit
-    cgroup.procs <- pid
+                             fork ------------------> setsid, [v1: joins the
+                  <--------- CREATED(pid)             cgroup: tasks <- 0]
+    waitpid(intermediate)    exit                     wait for CGROUP_JOINED
+    [v2: cgroup.procs <- pid]
     oom_score_adj
     CGROUP_JOINED --------------------------------->  setns / unshare namespaces,
                                                       mounts, devices
@@ -1470,6 +1470,9 @@ class CreateOptions:
         self.console_fd = -1  # the connected console socket, while creating
         self.fifo_fd = -1  # exec.fifo, O_PATH, opened for the init by the parent
         self.plan = None  # the init's ProcessPlan, made by the parent
+        # the cgroup's files the init joins it by, itself (Cgroup.open_self_join),
+        # opened by the parent; empty: the parent adds it by pid
+        self.join_fds: list[int] = []
 
 
 def check_terminal(process: dict, console_socket: str | None) -> None:
@@ -1642,10 +1645,20 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
         from linux import net  # noqa: F401
     parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     opts.fifo_fd = os.open(os.path.join(cdir, FIFO), os.O_PATH | os.O_CLOEXEC)
+    if cgroup is not None:
+        try:
+            opts.join_fds = cgroup.open_self_join() or []
+        except OSError as exc:
+            os.close(opts.fifo_fd)
+            raise Failure(_cgroup_error(exc)) from None
     # the intermediate's fork must not run Python-level buffered output twice
     sys.stdout.flush()
     sys.stderr.flush()
-    mid = os.fork()
+    try:
+        mid = os.fork()
+    except BaseException:
+        _close_join_fds(opts)
+        raise
     if mid == 0:  # intermediate
         parent_sock.close()
         _intermediate(child_sock.detach(), cfg, bundle, rootfs, cdir, cgroup, opts)
@@ -1653,6 +1666,8 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
     child_sock.close()
     os.close(opts.fifo_fd)
     opts.fifo_fd = -1
+    self_joined = bool(opts.join_fds)
+    _close_join_fds(opts)
     chan = Channel(parent_sock.fileno())
     init_pid = 0
     reaped = False
@@ -1666,7 +1681,7 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
         reaped = True
         init_pid = _expect(msg, CREATED,
                            f"container init failed to start (intermediate status {status})").pid
-        if cgroup is not None:
+        if cgroup is not None and not self_joined:
             try:
                 cgroup.add_pid(init_pid)
             except OSError as exc:
@@ -1697,6 +1712,24 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
         raise
     finally:
         parent_sock.close()
+
+
+def _close_join_fds(opts: CreateOptions) -> None:
+    fds, opts.join_fds = opts.join_fds, []
+    for fd in fds:
+        os.close(fd)
+
+
+def _join_own_cgroup(fds: list[int]) -> None:
+    """In the init (or an exec'd process), at once: move into the container's
+    cgroup by the fds the parent opened (see Cgroup.open_self_join)."""
+    if fds:
+        from linux.cgroups import join_self
+
+        try:
+            join_self(fds)
+        except OSError as exc:
+            raise Failure(f"cgroup: join: {_cgroup_error(exc)}") from None
 
 
 def _set_oom_score_adj(pid: int, adj: int, log: Log) -> None:
@@ -1852,6 +1885,10 @@ def _init(chan: Channel, cfg, bundle, rootfs, cdir, cgroup, opts) -> int:
         # across execve) and `run` relays some: the container gets defaults
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
             signal.signal(sig, signal.SIG_DFL)
+        # into the cgroup now, while the parent waits for the intermediate;
+        # before any namespace (the cgroup one's root is this cgroup)
+        fds, opts.join_fds = opts.join_fds, []
+        _join_own_cgroup(fds)
         msg = chan.recv()
         if not _is(msg, CGROUP_JOINED):
             return 1  # the parent is gone or confused: nothing to report to
@@ -2744,9 +2781,9 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         /proc/INIT/root
         fork ----------------->    setns: user, ipc, uts, net,
                                    pid, cgroup, mnt; chroot into
-                                   /proc/INIT/root; fork -------> wait for CgroupJoined
-                  <-------------   ContainerCreated(pid), exit
-        cgroup.procs <- pid
+                                   /proc/INIT/root; fork -------> [v1: joins the cgroup]
+                  <-------------   ContainerCreated(pid), exit    wait for CgroupJoined
+        [v2: cgroup.procs <- pid]
         CgroupJoined --------------------------------------------> setsid, console,
                                                                   rlimits, fds, seccomp,
                                                                   user, caps, cwd, command
@@ -2781,6 +2818,14 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         plan = ProcessPlan(process, cfg["linux"], seccomp_cache=seccomp_cache_dir(c.root))
         if console_socket:
             console_fd = connect_console_socket(console_socket)
+        cg = c.cgroup()
+        join_fds: list[int] = []
+        if cg is not None and cg.exists():
+            try:
+                join_fds = cg.open_self_join() or []
+            except OSError as exc:
+                raise Failure(str(exc)) from None
+            fds.extend(join_fds)  # (ours are closed with the others)
         parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -2788,7 +2833,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
         if mid == 0:
             parent_sock.close()
             _exec_intermediate(child_sock.detach(), ns_fds, root_fd, plan, console_fd,
-                               preserve_fds)
+                               preserve_fds, join_fds)
             os._exit(1)  # not reached
         child_sock.close()
         chan = Channel(parent_sock.fileno())
@@ -2796,8 +2841,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
             msg = chan.recv()
             os.waitpid(mid, 0)
             pid = _expect(msg, CREATED, "exec: the process failed to start").pid
-            cg = c.cgroup()
-            if cg is not None and cg.exists():
+            if cg is not None and not join_fds and cg.exists():
                 try:
                     cg.add_pid(pid)
                 except OSError as exc:
@@ -2826,7 +2870,7 @@ def exec_in(c: Container, cfg: dict, process: dict, log: Log, *, console_socket:
 
 
 def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, console_fd: int,
-                       preserve_fds: int) -> None:
+                       preserve_fds: int, join_fds: list[int]) -> None:
     chan = None
     try:
         chan = Channel(sock)
@@ -2844,7 +2888,7 @@ def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, conso
         if pid == 0:
             code = 1
             try:
-                code = _exec_process(chan, plan, console_fd, preserve_fds)
+                code = _exec_process(chan, plan, console_fd, preserve_fds, join_fds)
             finally:
                 os._exit(code)
         chan.send(Msg(CREATED, pid=pid))
@@ -2858,11 +2902,13 @@ def _exec_intermediate(sock: int, ns_fds, root_fd: int, plan: ProcessPlan, conso
             os._exit(1)
 
 
-def _exec_process(chan: Channel, plan: ProcessPlan, console_fd: int, preserve_fds: int) -> int:
+def _exec_process(chan: Channel, plan: ProcessPlan, console_fd: int, preserve_fds: int,
+                  join_fds: list[int]) -> int:
     try:
         os.setsid()
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, *FORWARDED_SIGNALS):
             signal.signal(sig, signal.SIG_DFL)
+        _join_own_cgroup(join_fds)
         msg = chan.recv()
         if not _is(msg, CGROUP_JOINED):
             return 1

@@ -714,22 +714,23 @@ class ShimService:
                 pass
 
     async def _warm_migrations(self) -> None:
-        """Take the kernel's first-migration wait (an RCU grace period, ~15 ms)
-        now, while the daemon is still asking for the create, not inside the
-        runtime's create (see linux.cgroups.warm_migrations).
+        """Make the container's cgroup directories now, in a worker thread,
+        while the supervisor still asks for the create: for our own runtime
+        (what its create would make: it finds them and goes on; they are
+        removed with the cgroup, or here if the create does not take them).
 
-        That wait holds the cgroup mutex, which every cgroup mkdir needs too:
-        the runtime's own mkdirs, coming a few ms later, would wait for it
-        (measured: the runtime's cgroup step 7.2 -> 1.9 ms, p50).  So for our
-        own runtime the container's cgroup directories are made first (what
-        the runtime's create would make: it finds them and goes on; they are
-        removed with the cgroup, or here if the create does not take them)."""
+        And where the runtime moves the container's init by pid (runc, crun,
+        and ours on cgroup v2), take the kernel's first-migration wait (an
+        RCU grace period, ~15 ms) now rather than in the runtime's create
+        (see linux.cgroups.warm_migrations, Cgroup.open_self_join).  That wait
+        holds the cgroup mutex, which every cgroup mkdir needs too: the
+        directories are made first (measured: the runtime's cgroup step
+        7.2 -> 1.9 ms, p50)."""
         from linux import cgroups
 
         if self.task.status is not Status.NEW:
             self._cgroup_made.set()
             return
-        procs = cgroups.own_procs_file()
 
         def work() -> None:
             try:
@@ -737,7 +738,8 @@ class ShimService:
                     self._precreated = self._make_cgroup_dirs()
             finally:
                 trio.from_thread.run_sync(self._cgroup_made.set)
-            cgroups.warm_migrations(procs)
+            if self.cfg.runtime or cgroups.detect_version() == 2:
+                cgroups.warm_migrations(cgroups.own_procs_file())
 
         await trio.to_thread.run_sync(work)
 

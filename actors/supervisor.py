@@ -364,6 +364,10 @@ class Supervisor:
         except BaseException:
             await self._abandon(handle)
             raise
+        finally:
+            # the next spare is made once this create is done: its start-up
+            # (a fork, ~6 ms of CPU) would compete with this one's runtime
+            self._nursery.start_soon(self.zygote.refill)
         handle.info = sup.TaskInfo(container_id=cid, pid=reply.pid, status="created")
         return reply
 
@@ -373,7 +377,6 @@ class Supervisor:
         A spare that refuses the directory fails the create."""
         assert self._nursery is not None
         link = self.zygote.take_spare()
-        self._nursery.start_soon(self.zygote.refill)
         if link is None:
             return False
         link.name = f"shim {handle.container_id[:12]}"

@@ -116,6 +116,42 @@ def runtime_rows(n: int, base: str, cgroup_parent: str) -> list:
     return rows
 
 
+def interleaved_rows(n: int, e: Engine, base: str, tar: str, gap: float) -> list:
+    """The docker CLI against trioctrd and against dockerd, one run each in turn, then the
+    same for ``docker ps`` with 3 containers running on each; rows with the ratio."""
+    if not (shutil.which("docker") and dockerd.available()):
+        raise SystemExit("bench --interleave: needs the docker CLI and Debian's docker.io")
+    tenv = env()
+    tenv["DOCKER_HOST"] = f"unix://{e.sock}"
+    tenv["DOCKER_CONFIG"] = os.path.join(base, "docker-config")
+    rows = []
+    with dockerd.isolated_dockerd(tar, env=env()) as denv:
+        for label, argv, setup in (
+                ("docker run --rm busybox true", ["docker", "run", "--rm", "busybox", "true"], False),
+                ("docker ps (3 running)", ["docker", "ps"], True)):
+            if setup:
+                for envv in (tenv, denv):
+                    for _ in range(3):
+                        subprocess.run(["docker", "run", "-d", "busybox", "sleep", "300"], check=True,
+                                       capture_output=True, env=envv)
+            samples = {"trioctrd": [], "dockerd": []}
+            for i in range(n + 2):
+                for name, envv in (("trioctrd", tenv), ("dockerd", denv)):
+                    time.sleep(gap)
+                    t = time.perf_counter()
+                    subprocess.run(argv, check=True, capture_output=True, env=envv)
+                    if i >= 2:
+                        samples[name].append((time.perf_counter() - t) * 1000)
+            p50 = {}
+            for name, v in samples.items():
+                v.sort()
+                p50[name] = statistics.median(v)
+                rows.append((f"{label} -> {name}", {"p50": p50[name], "p90": v[int(len(v) * 0.9) - 1],
+                                                     "min": v[0], "n": n}))
+            print(f"{label}: trioctrd/dockerd p50 = {p50['trioctrd'] / p50['dockerd']:.3f}", flush=True)
+    return rows
+
+
 def _remove_cgroup_parent(name: str) -> None:
     """rmdir /NAME (and its children) in every hierarchy."""
     base = "/sys/fs/cgroup"
@@ -135,6 +171,13 @@ def main() -> int:
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--runtime-only", action="store_true",
                    help="only trioctr-runtime run against runc run (no daemon)")
+    p.add_argument("--interleave", action="store_true",
+                   help="only the docker CLI against trioctrd and dockerd, alternating run by run "
+                        "(this VM's speed drifts by ~20%% between blocks; ratios of interleaved runs hold)")
+    p.add_argument("--gap", type=float, default=0.3,
+                   help="seconds between interleaved runs, so that no run finds the kernel's "
+                        "host-wide state (e.g. cgroup migrations, warm for one RCU grace period "
+                        "after the last one) left warm by the other engine's run")
     args = p.parse_args()
     if os.geteuid() != 0:
         print("bench: needs root", file=sys.stderr)
@@ -158,6 +201,10 @@ def main() -> int:
         tar = os.path.join(base, "busybox.tar")
         busybox_rootfs_tar(tar)
         e.cli("import", "-c", 'CMD ["sh"]', tar, "busybox:latest", check=True)
+        if args.interleave:
+            rows += interleaved_rows(n, e, base, tar, args.gap)
+            print(rows_table(rows))
+            return 0
         cli = [sys.executable, "-m", "cli", "-H", f"unix://{e.sock}"]
         rows.append(("trioctr run --rm busybox true", timed(cli + ["run", "--rm", "busybox", "true"], n, envv=env())))
         for _ in range(3):

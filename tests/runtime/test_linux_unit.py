@@ -485,3 +485,45 @@ def test_warm_migration_is_a_no_op_move_into_our_own_cgroup():
         assert f.read() == before
     cgroups.warm_migrations(None)  # nothing to do, no error
     cgroups.warm_migrations("/nonexistent/cgroup.procs")  # errors are ignored
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_a_forked_child_joins_a_v1_cgroup_by_itself(cgroup_parent):
+    cg = cgroups.open_cgroup(f"{cgroup_parent}/selfjoin")
+    if cg.version != 1:
+        pytest.skip("cgroup v1 only (v2 adds the process by pid)")
+    cg.create()
+    try:
+        with open("/proc/self/cgroup") as f:
+            before = f.read()
+        fds = cg.open_self_join()
+        assert len(fds) == len(cg.unique_dirs())
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # single-threaded: its one thread is all of it
+            code = 1
+            try:
+                cgroups.join_self(fds)
+                with open("/proc/self/cgroup") as f:
+                    os.write(w, f.read().encode())
+                code = 0
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        os.close(w)
+        with os.fdopen(r) as f:
+            seen = f.read()
+        assert os.waitpid(pid, 0)[1] == 0
+        paths = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in seen.splitlines()}
+        for ctrls, path in paths.items():
+            if ctrls:
+                assert path == f"{cgroup_parent}/selfjoin", (ctrls, path)
+        with open("/proc/self/cgroup") as f:
+            assert f.read() == before  # the parent stays where it was
+    finally:
+        cg.remove()
+
+
+def test_v2_has_no_self_join():
+    assert cgroups.CgroupV2("/sys/fs/cgroup", "/sys/fs/cgroup/x").open_self_join() is None

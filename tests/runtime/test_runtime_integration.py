@@ -246,6 +246,42 @@ def test_cgroup_limits_visible_on_host_and_inside(rt):
     assert not cg.exists()
 
 
+def test_the_init_is_alone_in_its_cgroup_in_every_hierarchy(rt):
+    # v1: the init moves itself in (tasks <- 0, Cgroup.open_self_join) before
+    # any namespace: every hierarchy, nothing else with it (not the
+    # intermediate: with pids.max 1 the container still runs)
+    cfg = rt.spec("alone", ["cat", "/proc/self/cgroup"])
+    cfg["linux"]["resources"]["pids"] = {"limit": 1}
+    h = rt.create("alone", [], cfg=cfg)
+    assert h.create_code() == 0, h.stderr()
+    from linux.cgroups import from_state
+
+    state = json.loads((rt.root / "alone" / "state.json").read_text())
+    cg = from_state(state["cgroup"])
+    pid = rt.pid("alone")
+    with open(f"/proc/{pid}/cgroup") as f:
+        host_view = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in f.read().splitlines()}
+    if cg.version == 1:
+        dirs = cg.unique_dirs()
+        assert len(dirs) >= 8
+        for d in dirs:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                assert f.read().split() == [str(pid)], d
+        for ctrls, path in host_view.items():
+            if ctrls:  # (not a hybrid host's empty unified hierarchy)
+                assert path == f"{rt.cgroup_parent}/alone", (ctrls, path)
+    else:
+        assert cg.pids() == [pid]
+    assert rt.cmd("start", "alone").returncode == 0
+    assert h.exit_code(pid) == 0
+    out = lines(h.output())
+    assert len(out) >= len(host_view) - 1
+    # seen through its own cgroup namespace: the root of each
+    assert [line for line in out if not line.endswith(":/")] == []
+    assert rt.cmd("delete", "alone").returncode == 0
+    assert not cg.exists()
+
+
 # --- the create/start/state/kill/delete lifecycle ----------------------------------
 
 def test_lifecycle(rt):
