@@ -1382,7 +1382,9 @@ async def stop_container(daemon, rec: dict, t: int | None, sig: int | None) -> N
 
 
 async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False,
-                           volumes: bool = False) -> None:
+                           volumes: bool = False, task_gone: bool = False) -> None:
+    """``task_gone``: its task was just deleted (the exit of an auto-removed
+    container was acknowledged): no need to ask the supervisor again."""
     cid = rec["Id"]
     if rec["State"]["Running"]:
         if not force:
@@ -1399,7 +1401,8 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         rec["State"]["Status"] = "removing"
         # a task that never ran (create failed half-way) may still have a shim
         try:
-            await sup_call(daemon, sup.DeleteTask(container_id=cid), timeout=30)
+            if not (task_gone and not rec["State"]["Running"]):
+                await sup_call(daemon, sup.DeleteTask(container_id=cid), timeout=30)
         except RemoteError as exc:
             if exc.code not in (ErrorCode.NOT_FOUND,):
                 if exc.code is ErrorCode.FAILED_PRECONDITION:
@@ -1412,7 +1415,7 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         forget_execs(daemon, cid)
         if daemon.names.get(rec["Name"]) == cid:
             daemon.names.pop(rec["Name"], None)
-        await trio.to_thread.run_sync(shutil.rmtree, daemon.container_dir(cid), True)
+        await daemon.discard_dir(daemon.container_dir(cid))
         if daemon.images.has_pins(cid):
             # it was the last user of layers whose image was force-removed:
             # they go now (dockerd's layers are reference-counted the same way)

@@ -75,8 +75,13 @@ class Daemon:
         self.config = config
         self.id = ""
         self.containers_dir = os.path.join(config.root, "containers")
-        for d in (config.root, self.containers_dir, config.exec_root):
+        # removed containers' directories, moved here at once and deleted in
+        # the background (what a daemon killed meanwhile left goes at start-up)
+        self.trash_dir = os.path.join(config.root, "trash")
+        for d in (config.root, self.containers_dir, config.exec_root, self.trash_dir):
             os.makedirs(d, mode=0o711, exist_ok=True)
+        for name in os.listdir(self.trash_dir):
+            shutil.rmtree(os.path.join(self.trash_dir, name), ignore_errors=True)
         self.id = self._daemon_id()
         self.images = ImageStore(os.path.join(config.root, "image"))
         # a daemon killed mid-pull leaves temp files and half-unpacked layers:
@@ -302,6 +307,20 @@ class Daemon:
     def container_dir(self, cid: str) -> str:
         return os.path.join(self.containers_dir, cid)
 
+    async def discard_dir(self, path: str) -> None:
+        """Remove a directory tree without waiting for it: moved to the trash
+        (one rename), then deleted by a background task."""
+        gone = os.path.join(self.trash_dir, f"{os.path.basename(path)}-{os.urandom(4).hex()}")
+        try:
+            os.rename(path, gone)
+        except FileNotFoundError:
+            return
+        except OSError:  # (not on the same filesystem, ...): the slow way
+            await trio.to_thread.run_sync(shutil.rmtree, path, True)
+            return
+        assert self.nursery is not None
+        self.nursery.start_soon(trio.to_thread.run_sync, shutil.rmtree, gone, True)
+
     def _save(self, rec: dict) -> None:
         C.atomic_write_json(os.path.join(self.container_dir(rec["Id"]), "config.v2.json"), rec)
 
@@ -357,9 +376,11 @@ class Daemon:
                     self._save(rec)
                     self.events.publish("container", "die", cid,
                                         self.event_attrs(rec, exitCode=str(exit_status)))
+        task_gone = False
         if ack:
             try:
                 await self.sup_request(sup.DeleteTask(container_id=cid))
+                task_gone = True
             except RemoteError as exc:
                 if exc.code is not ErrorCode.NOT_FOUND:
                     log.warning("delete of task %s failed: %s", cid[:12], exc)
@@ -369,7 +390,7 @@ class Daemon:
                 from . import api
 
                 try:
-                    await api.remove_container(self, rec, force=True, auto=True)
+                    await api.remove_container(self, rec, force=True, auto=True, task_gone=task_gone)
                 except RemoteError as exc:
                     log.warning("auto-remove of %s failed: %s", cid[:12], exc)
 

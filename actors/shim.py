@@ -233,6 +233,17 @@ def quick_write(path: str, data: bytes) -> None:
     os.rename(tmp, path)
 
 
+# a deleted shim's directory, renamed to <shims>/GONE_PREFIX<id>-<pid> until it
+# is removed (by the shim as it exits, else by the next supervisor)
+GONE_PREFIX = ".gone-"
+
+
+def remove_discarded(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def read_exit(shim_dir: str) -> dict | None:
     try:
         with open(os.path.join(shim_dir, EXIT_JSON)) as f:
@@ -669,6 +680,7 @@ class ShimService:
         self.serving = trio.Event()  # set once requests can be served
         self._sync_reply = None  # our runtime's answer to the last create
         self._precreated = None  # the cgroup made ahead, until a create takes it
+        self.discarded = ""  # our directory, renamed at delete; removed as we exit
         # an exit kept from an earlier life of this shim is impossible (one
         # shim per task), but a stale exit.json from a crashed start is removed
         try:
@@ -712,6 +724,8 @@ class ShimService:
                 os.unlink(sock_path)
             except OSError:
                 pass
+        if self.discarded:
+            remove_discarded(self.discarded)
 
     async def _warm_migrations(self) -> None:
         """Make the container's cgroup directories now, in a worker thread,
@@ -1612,24 +1626,33 @@ class ShimService:
             reply = sup.TaskDeleted(container_id=self.cfg.id, exit_status=self.task.exit_status,
                                     exited_at=self.task.exited_at)
             self.task.status = Status.DELETED
-            self._remove_dir()
+            self._discard_dir()
             assert self._nursery is not None
             self._nursery.start_soon(self._exit_soon)
             return reply
 
-    def _remove_dir(self) -> None:
-        import shutil
-
+    def _discard_dir(self) -> None:
+        """Our directory leaves its place before we answer the delete: the next
+        shim of the same container may take the name at once.  It is renamed
+        to a dot-name beside it (GONE_PREFIX: no supervisor adopts it), and
+        removed as we exit, after the reply (``remove_discarded``)."""
         from linux import syscalls as sc
 
-        # the rootfs is a mount point in our namespace: unmount it, or rmtree
-        # cannot remove bundle/rootfs.  The socket file goes too; the open
-        # connection that will carry our reply does not need it.
+        # the rootfs is a mount point in our namespace: unmount it (rmtree
+        # could not remove bundle/rootfs otherwise).  The socket file goes
+        # with the directory; the open connection that carries our reply
+        # does not need it.
         try:
             sc.umount2(os.path.join(self.bundle, "rootfs"), sc.MNT_DETACH)
         except OSError:
             pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        gone = os.path.join(os.path.dirname(self.dir), f"{GONE_PREFIX}{self.cfg.id}-{os.getpid()}")
+        try:
+            os.rename(self.dir, gone)
+        except OSError:
+            remove_discarded(self.dir)
+            return
+        self.discarded = gone
 
     async def _exit_soon(self) -> None:
         # normally the supervisor closes its link once it has our reply, and

@@ -185,6 +185,11 @@ class Supervisor:
             for cid in names:
                 if valid_container_id(cid) and os.path.isdir(os.path.join(self.shims_dir, cid)):
                     n.start_soon(adopt, cid)
+                elif cid.startswith(shimmod.GONE_PREFIX):
+                    # a deleted shim's directory that its shim did not live to
+                    # remove (it removes it as it exits: racing it is harmless)
+                    n.start_soon(trio.to_thread.run_sync, shimmod.remove_discarded,
+                                 os.path.join(self.shims_dir, cid))
         return events
 
     def _shim_lost(self, handle: ShimHandle, reason: str) -> list:
@@ -432,9 +437,10 @@ class Supervisor:
         handle.deleted = True
         assert handle.link is not None
         await handle.link.aclose()
-        # the shim removed its directory, its mount and the runtime's state
-        # before replying, and touches nothing shared after it (it exits when
-        # this link closes): a new task of the same container can start now
+        # the shim removed its mount and the runtime's state and moved its
+        # directory out of the way before replying, and touches nothing shared
+        # after it (it exits when this link closes, removing that directory):
+        # a new task of the same container can start now
         self.shims.pop(handle.container_id, None)
         return reply
 

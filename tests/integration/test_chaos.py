@@ -135,3 +135,33 @@ def test_garbage_on_a_shim_socket_drops_that_link_only(engine):
     assert engine.cli("stop", "-t", "1", cid).returncode == 0
     assert inspect(engine, cid)["State"]["ExitCode"] == 137
     engine.cli("rm", cid, check=True)
+
+
+def test_directories_left_in_the_trash_by_killed_actors_go_at_their_next_start(fresh_engine):
+    # a removed container's directory is moved to <root>/trash and deleted in
+    # the background, a deleted shim's to <shims>/.gone-<id>-<pid> and deleted
+    # as the shim exits: what a kill left there goes when the actor starts again
+    e = fresh_engine
+    res = e.cli("run", "--rm", "--name", "gone", "busybox", "true")
+    assert res.returncode == 0, res.stderr
+    trash = os.path.join(e.root, "trash")
+    shims = os.path.join(e.exec_root, "shims")
+    wait_for(lambda: not os.listdir(trash), what="the trash to be emptied")
+    wait_for(lambda: not [n for n in os.listdir(shims) if n.startswith(".gone-")],
+             what="the deleted shim's directory to go")
+    for d in (os.path.join(trash, "f" * 64 + "-0badc0de", "rootfs", "upper", "etc"),
+              os.path.join(shims, ".gone-" + "e" * 64 + "-4242", "bundle", "rootfs")):
+        os.makedirs(d)
+        with open(os.path.join(d, "file"), "w") as f:
+            f.write("left over")
+    old = e.supervisor_pid()
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: (p := e.supervisor_pid()) and p != old, what="a new supervisor")
+    wait_for(lambda: not [n for n in os.listdir(shims) if n.startswith(".gone-")],
+             what="the new supervisor to remove the shim's leftover")
+    assert os.listdir(os.path.join(trash, "f" * 64 + "-0badc0de"))  # the daemon's: still there
+    e.kill_daemon(signal.SIGKILL)
+    wait_for(lambda: not e.supervisor_pid(), what="the supervisor to die with the daemon")
+    e.start()
+    assert os.listdir(trash) == []
+    assert e.cli("ps", "-aq").stdout == b""
