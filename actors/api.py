@@ -1181,7 +1181,7 @@ async def start_container(daemon, rec: dict) -> None:
                 pass
             raise
         C.mark_started(rec, started.pid or created.pid, time.time_ns())
-        daemon.save(rec)
+        daemon.save_soon(rec)
         daemon.events.publish("container", "start", cid, daemon.event_attrs(rec))
 
 

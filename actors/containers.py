@@ -275,9 +275,14 @@ def matches(rec: dict, f: dict[str, list[str]], *, image_ids: dict[str, set[str]
 
 # -- persistence helpers ------------------------------------------------------
 def atomic_write_json(path: str, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj))
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write, sync and rename into place: the old file or the new one, whole."""
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(obj, f)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)

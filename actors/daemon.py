@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import attrs
@@ -101,6 +103,13 @@ class Daemon:
         self.sup_restarts = 0
         self.started_at = time.time()
         self.nursery: trio.Nursery | None = None
+        # record writes: save() now, save_soon() by a background task; the
+        # generation of each record's last write keeps an older state from
+        # being written over a newer one
+        self._disk_lock = threading.Lock()
+        self._save_gen: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._saving = False
 
     def _daemon_id(self) -> str:
         path = os.path.join(self.config.root, "engine-id")
@@ -130,6 +139,7 @@ class Daemon:
             task_status.started()
 
     def close(self) -> None:
+        self.flush_saves()
         self.events.close()
 
     # -- the supervisor link -------------------------------------------------------
@@ -223,7 +233,14 @@ class Daemon:
         tasks = {t.container_id: t for t in reply.tasks}
         for cid, rec in list(self.records.items()):
             task = tasks.get(cid)
-            if C.is_running(rec):
+            if not C.is_running(rec) and task is not None and task.status in ("running", "paused"):
+                # it was started, but the record did not say so yet (the
+                # daemon went away before it was written): it runs
+                C.mark_started(rec, task.pid, time.time_ns())
+                if task.status == "paused":
+                    rec["State"].update(Paused=True, Status="paused")
+                self._save(rec)
+            elif C.is_running(rec):
                 if task is None:
                     self.nursery.start_soon(functools.partial(
                         self._on_exit, cid, 255, time.time_ns(),
@@ -321,12 +338,70 @@ class Daemon:
         assert self.nursery is not None
         self.nursery.start_soon(trio.to_thread.run_sync, shutil.rmtree, gone, True)
 
+    def _record_path(self, cid: str) -> str:
+        return os.path.join(self.container_dir(cid), "config.v2.json")
+
     def _save(self, rec: dict) -> None:
-        C.atomic_write_json(os.path.join(self.container_dir(rec["Id"]), "config.v2.json"), rec)
+        cid = rec["Id"]
+        with self._disk_lock:
+            self._save_gen[cid] = self._save_gen.get(cid, 0) + 1
+            C.atomic_write_json(self._record_path(cid), rec)
 
     def save(self, rec: dict) -> None:
         self._save(rec)
         self.notify(rec["Id"])
+
+    def save_soon(self, rec: dict, *, notify: bool = True) -> None:
+        """Persist a record in the background, off the request's path: for the
+        state a restarted daemon learns again from the supervisor's tasks
+        (started, exited: see _reconcile).  A later ``save`` wins over it."""
+        cid = rec["Id"]
+        if notify:
+            self.notify(cid)
+        self._dirty.add(cid)
+        if not self._saving and self.nursery is not None:
+            self._saving = True
+            self.nursery.start_soon(self._save_dirty)
+
+    async def _save_dirty(self) -> None:
+        try:
+            while self._dirty:
+                cid = self._dirty.pop()
+                rec = self.records.get(cid)
+                if rec is not None:  # (else removed meanwhile)
+                    await self.save_in_thread(rec)
+        finally:
+            self._saving = False
+
+    async def save_in_thread(self, rec: dict) -> None:
+        """Persist a record as it is now, the write and its sync in a worker
+        thread (the loop goes on meanwhile); errors are logged."""
+        cid = rec["Id"]
+        data = json.dumps(rec)  # now: it may change while written
+        gen = self._save_gen.get(cid, 0)
+        try:
+            await trio.to_thread.run_sync(self._write_record, cid, gen, data)
+        except OSError as exc:
+            if cid in self.records:
+                log.warning("could not save the record of %s: %s", cid[:12], exc)
+
+    def flush_saves(self) -> None:
+        """At shutdown: what save_soon has not written yet, now."""
+        dirty, self._dirty = self._dirty, set()
+        for cid in dirty:
+            rec = self.records.get(cid)
+            if rec is not None:
+                try:
+                    self._save(rec)
+                except OSError as exc:
+                    log.warning("could not save the record of %s: %s", cid[:12], exc)
+
+    def _write_record(self, cid: str, gen: int, data: str) -> None:
+        with self._disk_lock:
+            if self._save_gen.get(cid, 0) != gen:
+                return  # a newer state was written meanwhile
+            self._save_gen[cid] = gen + 1
+            C.atomic_write_text(self._record_path(cid), data)
 
     def find(self, ref: str) -> dict:
         """A container by full id, name, or unique id prefix (Docker's rules)."""
@@ -373,7 +448,8 @@ class Daemon:
                 if C.is_running(rec):
                     C.mark_exited(rec, exit_status, exited_at, error=error)
                     self.exit_seq[cid] = self.exit_seq.get(cid, 0) + 1
-                    self._save(rec)
+                    # on disk before the task (which keeps the exit) is deleted
+                    await self.save_in_thread(rec)
                     self.events.publish("container", "die", cid,
                                         self.event_attrs(rec, exitCode=str(exit_status)))
         task_gone = False

@@ -40,6 +40,7 @@ log = logging.getLogger("trioctr.supervisor")
 SHIM_TIMEOUT = 30.0  # a shim must answer a request in this long
 # a ReadExecOutput is a long poll: the shim answers it within EXEC_POLL (20 s)
 EXEC_READ_TIMEOUT = 60.0
+REFILL_WAIT = 1.0  # the next spare is made when a created task starts, or after this long
 
 # daemon requests that go to the task's shim as they are, less the container id
 FORWARD: dict[type, type] = {
@@ -74,6 +75,8 @@ class ShimHandle:
     deleting: bool = False
     deleted: bool = False  # the shim answered ShimDelete
     lost: bool = False
+    # its first start was answered (or failed): the time for the next spare
+    started: trio.Event = attrs.field(factory=trio.Event)
 
 
 def pid_alive(pid: int) -> bool:
@@ -317,7 +320,10 @@ class Supervisor:
             timeout = EXEC_READ_TIMEOUT if isinstance(msg, sup.ReadExecOutput) else SHIM_TIMEOUT
             return await self._shim_request(handle, to_shim(msg), timeout=timeout)
         if isinstance(msg, sup.StartTask):
-            return await self._shim_request(handle, sh.ShimStart())
+            try:
+                return await self._shim_request(handle, sh.ShimStart())
+            finally:
+                handle.started.set()
         if isinstance(msg, sup.KillTask):
             return await self._shim_request(handle, sh.ShimKill(signal=msg.signal, all=msg.all))
         if isinstance(msg, sup.DeleteTask):
@@ -367,14 +373,21 @@ class Supervisor:
                 self._nursery.start_soon(self._watch_shim, handle)
             reply = await self._shim_request(handle, sh.ShimCreate())
         except BaseException:
+            handle.started.set()  # (no start comes: refill now)
             await self._abandon(handle)
             raise
         finally:
-            # the next spare is made once this create is done: its start-up
-            # (a fork, ~6 ms of CPU) would compete with this one's runtime
-            self._nursery.start_soon(self.zygote.refill)
+            # the next spare is made once this task is started (the daemon
+            # starts it right after the create): its start-up (a fork, ~6 ms
+            # of CPU and a handshake on our loop) would compete with both
+            self._nursery.start_soon(self._refill_after, handle.started)
         handle.info = sup.TaskInfo(container_id=cid, pid=reply.pid, status="created")
         return reply
+
+    async def _refill_after(self, started: trio.Event) -> None:
+        with trio.move_on_after(REFILL_WAIT):
+            await started.wait()
+        await self.zygote.refill()
 
     async def _assign_spare(self, handle: ShimHandle) -> bool:
         """Make the zygote's spare shim (linked and greeted ahead) this task's

@@ -165,3 +165,28 @@ def test_directories_left_in_the_trash_by_killed_actors_go_at_their_next_start(f
     e.start()
     assert os.listdir(trash) == []
     assert e.cli("ps", "-aq").stdout == b""
+
+
+def test_a_start_the_record_did_not_keep_is_learnt_from_the_running_task(fresh_engine):
+    # the record of a start is written after the answer (the supervisor's task
+    # is the truth); a daemon killed before it was written finds the task
+    # running at its next start and says so
+    e = fresh_engine
+    cid = e.cli("run", "-d", "--name", "unsaid", "busybox", "sleep", "600").stdout.decode().strip()
+    pid = inspect(e, "unsaid")["State"]["Pid"]
+    e.kill_daemon(signal.SIGKILL)
+    wait_for(lambda: not e.supervisor_pid(), what="the supervisor to die with the daemon")
+    path = os.path.join(e.root, "containers", cid, "config.v2.json")
+    with open(path) as f:
+        rec = json.load(f)
+    rec["State"].update(Status="created", Running=False, Pid=0)
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    e.start()
+    wait_for(lambda: inspect(e, "unsaid")["State"]["Running"], what="the start to be learnt")
+    info = inspect(e, "unsaid")
+    assert info["State"]["Status"] == "running" and info["State"]["Pid"] == pid
+    with open(path) as f:
+        assert json.load(f)["State"]["Running"] is True  # and written down
+    assert e.cli("stop", "-t", "1", "unsaid").returncode == 0
+    assert inspect(e, "unsaid")["State"]["ExitCode"] == 137
