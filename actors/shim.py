@@ -56,7 +56,7 @@ INIT_PID = "init.pid"
 EXIT_JSON = "exit.json"
 LOG = "shim.log"
 # our own runtime's commands that the shim calls in-process (no fork, no hooks)
-IN_PROCESS_COMMANDS = frozenset({"start", "kill", "delete", "pause", "resume", "update"})
+IN_PROCESS_COMMANDS = frozenset({"create", "start", "kill", "delete", "pause", "resume", "update"})
 BUNDLE = "bundle"
 
 
@@ -884,8 +884,10 @@ class ShimService:
 
     def _in_process(self, command: str) -> bool:
         """Whether a runtime command can run in this process: our own runtime
-        (not runc/crun), a command that forks nothing of its own, and no OCI
-        hooks (they are child processes, and our reaper owns waitpid)."""
+        (not runc/crun), a command that forks nothing of its own (but create,
+        whose one child is waited for through our reaper: see _create_here),
+        and no OCI hooks (they are child processes, and our reaper owns
+        waitpid)."""
         if self.cfg.runtime or command not in IN_PROCESS_COMMANDS:
             return False
         if self._has_hooks is None:
@@ -1029,6 +1031,33 @@ class ShimService:
         finally:
             os._exit(code & 0xFF)
 
+    async def _create_here(self, pid_file: str, stdio: tuple[int, int, int],
+                           console_socket: str | None) -> tuple[int, str]:
+        """Our runtime's create in a worker thread of this process (see
+        actors.runtime.create_in_host); its report is kept in _sync_reply as
+        if it had come on the sync socket.  Seen through whoever listens."""
+        from . import runtime as runtime_cli
+
+        def wait_child(pid: int) -> int:
+            return trio.from_thread.run(self.reaper.wait, pid)
+
+        def work():
+            try:
+                pid = runtime_cli.create_in_host(
+                    self.cfg.runtime_root, self.cfg.id, self.bundle, pid_file=pid_file, stdio=stdio,
+                    wait_child=wait_child, log_path=os.path.join(self.dir, "runtime.log"),
+                    console_socket=console_socket)
+            except runtime_cli.Failure as exc:
+                return rt.CreateFailed(message=exc.message, exit_code=exc.exit_code)
+            except Exception as exc:  # noqa: BLE001 - a runtime bug is this create's failure
+                log.exception("runtime create failed")
+                return rt.CreateFailed(message=f"create: {exc}", exit_code=128)
+            return rt.ContainerCreated(pid=pid)
+
+        with trio.CancelScope(shield=True):
+            self._sync_reply = reply = await trio.to_thread.run_sync(work)
+        return (0, "") if isinstance(reply, rt.ContainerCreated) else (1 << 8, reply.message)
+
     def _runtime_call(self, args: tuple[str, ...], log_file: str) -> tuple[int, str]:
         from . import runtime as runtime_cli
 
@@ -1068,7 +1097,8 @@ class ShimService:
             sync_parent = sync_child = -1
             pass_fds: tuple[int, ...] = ()
             args = ["create", "--bundle", self.bundle, "--pid-file", pid_file]
-            if not self.cfg.runtime:
+            here = self._in_process("create")
+            if not self.cfg.runtime and not here:
                 sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 sync_parent, sync_child = sync_parent.detach(), sync_child.detach()
                 os.set_inheritable(sync_child, True)
@@ -1084,19 +1114,25 @@ class ShimService:
             if not self.cfg.runtime:
                 with trio.move_on_after(2):  # (made as we started: ready long ago)
                     await self._cgroup_made.wait()
+
+            async def run_create() -> tuple[int, str]:
+                if here:
+                    return await self._create_here(pid_file, (in_r, out_w, err_w),
+                                                   console[0] if console else None)
+                return await self._run_runtime(*args, stdio=(in_r, out_w, err_w),
+                                               pass_fds=pass_fds, sync=sync)
+
             try:
                 if console is not None:
                     async with trio.open_nursery() as n:
                         n.start_soon(self._receive_console, console[1])
-                        status, text = await self._run_runtime(
-                            *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds, sync=sync)
+                        status, text = await run_create()
                         if status == 0:  # the master was sent before create returned
                             with trio.move_on_after(10):
                                 await self._console_ready.wait()
                         n.cancel_scope.cancel()
                 else:
-                    status, text = await self._run_runtime(
-                        *args, stdio=(in_r, out_w, err_w), pass_fds=pass_fds, sync=sync)
+                    status, text = await run_create()
             finally:
                 if console is not None:
                     console[1].close()
@@ -1106,7 +1142,7 @@ class ShimService:
                         pass
                 for fd in (in_r, out_w, err_w):
                     os.close(fd)
-            reply = self._sync_reply if sync_parent >= 0 else None
+            reply = self._sync_reply if sync_parent >= 0 or here else None
             if sync_parent >= 0:
                 os.close(sync_parent)
             if isinstance(reply, rt.CreateFailed):
