@@ -23,7 +23,7 @@ from . import containers as C
 from . import logs as L
 from .events import EVENT_FILTERS, event_matches, parse_time
 from .api_images import get_image
-from .http import Hijack, HTTPError, Response, Router, StreamResponse, json_response, status_for
+from .http import Final, Hijack, HTTPError, Response, Router, StreamResponse, json_response, status_for
 from cli.escape import DEFAULT_KEYS, EscapeProxy, KeysError, to_bytes as keys_to_bytes
 
 log = logging.getLogger("trioctr.api")
@@ -447,7 +447,7 @@ def make_router(daemon) -> Router:
         async def gen():
             # headers go out at once (clients start the container after them)
             yield b""
-            yield (json.dumps(await done()) + "\n").encode()
+            yield Final((json.dumps(await done()) + "\n").encode())
 
         return StreamResponse(gen(), 200, "application/json")
 

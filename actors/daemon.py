@@ -233,7 +233,13 @@ class Daemon:
         tasks = {t.container_id: t for t in reply.tasks}
         for cid, rec in list(self.records.items()):
             task = tasks.get(cid)
-            if not C.is_running(rec) and task is not None and task.status in ("running", "paused"):
+            if (not C.is_running(rec) and rec.get("HostConfig", {}).get("AutoRemove")
+                    and rec["State"].get("StartedAt", C.ZERO_TIME) != C.ZERO_TIME
+                    and (task is None or task.status == "stopped")):
+                # a --rm container that ran and stopped, and was not removed
+                # (the daemon went away first): as dockerd, remove it now
+                self.nursery.start_soon(self._remove_auto, rec)
+            elif not C.is_running(rec) and task is not None and task.status in ("running", "paused"):
                 # it was started, but the record did not say so yet (the
                 # daemon went away before it was written): it runs
                 C.mark_started(rec, task.pid, time.time_ns())
@@ -271,6 +277,14 @@ class Daemon:
                 # a task with no record (its container was removed while we were
                 # down, or it never got one): stop it and let it go
                 self.nursery.start_soon(self._reap_orphan_task, cid, task.status)
+
+    async def _remove_auto(self, rec: dict) -> None:
+        from . import api
+
+        try:
+            await api.remove_container(self, rec, force=True, auto=True)
+        except (RemoteError, api.HTTPError) as exc:
+            log.warning("auto-remove of %s failed: %s", rec["Id"][:12], exc)
 
     async def _orphan_exec(self, cid: str, eid: str) -> None:
         try:
@@ -448,8 +462,14 @@ class Daemon:
                 if C.is_running(rec):
                     C.mark_exited(rec, exit_status, exited_at, error=error)
                     self.exit_seq[cid] = self.exit_seq.get(cid, 0) + 1
-                    # on disk before the task (which keeps the exit) is deleted
-                    await self.save_in_thread(rec)
+                    self.notify(cid)  # (attached clients end their streams now)
+                    if rec.get("HostConfig", {}).get("AutoRemove"):
+                        # it is removed next: if we die before, the next
+                        # daemon removes it (_reconcile)
+                        self.save_soon(rec, notify=False)
+                    else:
+                        # on disk before the task (which keeps the exit) is deleted
+                        await self.save_in_thread(rec)
                     self.events.publish("container", "die", cid,
                                         self.event_attrs(rec, exitCode=str(exit_status)))
         task_gone = False

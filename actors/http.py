@@ -182,6 +182,11 @@ class StreamResponse:
     headers: list[tuple[str, str]] = attrs.field(factory=list)
 
 
+class Final(bytes):
+    """A streamed body's last chunk: sent with the body's end, in one write
+    (a client such as docker's reads a `wait` answer to its end)."""
+
+
 @attrs.define
 class Hijack:
     """Take over the raw connection after the response head (attach, exec).
@@ -276,8 +281,9 @@ class _Connection:
                 continue
             return ev
 
-    async def send(self, event: Any) -> None:
-        data = self.conn.send(event)
+    async def send(self, *events: Any) -> None:
+        """h11 events, in one write."""
+        data = b"".join(self.conn.send(event) or b"" for event in events)
         if data:
             with trio.fail_after(SEND_TIMEOUT):
                 await self.stream.send_all(data)
@@ -395,10 +401,10 @@ async def _serve_one(c: _Connection, req: Request, router: Router) -> bool:
         try:
             await c.send(h11.Response(status_code=result.status, headers=_base_headers(
                 [("Content-Type", result.content_type), *extra, *result.headers], router.api_version)))
-            if not head_only:
-                if await _send_stream(c, req, result.chunks):
-                    return True  # the client left, or the producer failed: drop the connection
-            await c.send(h11.EndOfMessage())
+            if head_only:
+                await c.send(h11.EndOfMessage())
+            elif await _send_stream(c, req, result.chunks):
+                return True  # the client left, or the producer failed: drop the connection
         finally:
             await _aclose(result.chunks)
         if close:
@@ -460,9 +466,18 @@ async def _send_stream(c: _Connection, req: Request, chunks: AsyncIterator[bytes
 
         nursery.start_soon(watch_client)
         try:
+            ended = False
             async for chunk in chunks:
+                if isinstance(chunk, Final):
+                    await c.send(h11.Data(data=chunk), h11.EndOfMessage())
+                    ended = True
+                    break
                 if chunk:
                     await c.send(h11.Data(data=chunk))
+            if not ended:
+                # the end at once (not after the watcher is cancelled: that
+                # waits for this loop's next round, behind whatever else it runs)
+                await c.send(h11.EndOfMessage())
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
             drop = True
         except Exception:  # noqa: BLE001 - the producer failed: log it, drop the connection

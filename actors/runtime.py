@@ -1474,9 +1474,11 @@ class CreateOptions:
         # opened by the parent; empty: the parent adds it by pid
         self.join_fds: list[int] = []
         # create_in_host: the container's stdio (fds 0-2 of the intermediate),
-        # and how a child's exit is waited for (the host reaps its children)
+        # how a child's exit is waited for (the host reaps its children), and
+        # how one is let go whose status nobody needs (it exits on its own)
         self.host_stdio: tuple[int, int, int] | None = None
         self.wait_child = _wait_child
+        self.release_child = _wait_child
 
 
 def check_terminal(process: dict, console_socket: str | None) -> None:
@@ -1681,10 +1683,14 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
             write_id_maps(mid, cfg["linux"])
             chan.send(Msg(IDMAPS_WRITTEN))
             msg = chan.recv()
-        status = opts.wait_child(mid)
-        reaped = True
-        init_pid = _expect(msg, CREATED,
-                           f"container init failed to start (intermediate status {status})").pid
+        if _is(msg, CREATED):
+            opts.release_child(mid)  # (it exits once it has said so)
+            reaped = True
+        else:
+            status = opts.wait_child(mid)
+            reaped = True
+            _expect(msg, CREATED, f"container init failed to start (intermediate status {status})")
+        init_pid = msg.pid
         if cgroup is not None and not self_joined:
             try:
                 cgroup.add_pid(init_pid)
@@ -1723,7 +1729,7 @@ def _wait_child(pid: int) -> int:
 
 
 def create_in_host(root: str, container_id: str, bundle: str, *, pid_file: str,
-                   stdio: tuple[int, int, int], wait_child, log_path: str,
+                   stdio: tuple[int, int, int], wait_child, release_child, log_path: str,
                    console_socket: str | None = None) -> int:
     """``create`` run by a long-lived process of ours (the shim), in one of its
     worker threads, instead of in a runtime process forked for it: the same
@@ -1735,11 +1741,13 @@ def create_in_host(root: str, container_id: str, bundle: str, *, pid_file: str,
     The host is left as it was (what this opens is closed); the intermediate
     it forks sheds the host first (_shed_host): its signal handlers, its fds,
     its stdio (``stdio`` become 0, 1, 2).  ``wait_child(pid) -> wait status``
-    waits for a child: the host's reaper owns waitpid.  Not for bundles with
+    waits for a child: the host's reaper owns waitpid; ``release_child(pid)``
+    leaves one to it (its status is not wanted: it exits by itself).  Not for bundles with
     hooks (they are the runtime's own children)."""
     opts = CreateOptions(container_id, bundle, pid_file=pid_file, console_socket=console_socket)
     opts.host_stdio = stdio
     opts.wait_child = wait_child
+    opts.release_child = release_child
     log = Log(log_path, "json")
     try:
         try:

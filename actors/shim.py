@@ -620,6 +620,12 @@ class Reaper:
     def __init__(self) -> None:
         self.exits: dict[int, int] = {}  # pid -> wait status, unclaimed
         self._waiters: dict[int, trio.Event] = {}
+        self._forgotten: set[int] = set()  # children whose exit nobody will claim
+
+    def forget(self, pid: int) -> None:
+        """Nobody will wait for this child: drop its exit when it comes."""
+        if self.exits.pop(pid, None) is None:
+            self._forgotten.add(pid)
 
     def reap(self) -> None:
         while True:
@@ -629,6 +635,9 @@ class Reaper:
                 return
             if pid == 0:
                 return
+            if pid in self._forgotten:
+                self._forgotten.discard(pid)
+                continue
             self.exits[pid] = status
             ev = self._waiters.pop(pid, None)
             if ev:
@@ -1041,11 +1050,15 @@ class ShimService:
         def wait_child(pid: int) -> int:
             return trio.from_thread.run(self.reaper.wait, pid)
 
+        def release_child(pid: int) -> None:
+            trio.from_thread.run_sync(self.reaper.forget, pid)
+
         def work():
             try:
                 pid = runtime_cli.create_in_host(
                     self.cfg.runtime_root, self.cfg.id, self.bundle, pid_file=pid_file, stdio=stdio,
-                    wait_child=wait_child, log_path=os.path.join(self.dir, "runtime.log"),
+                    wait_child=wait_child, release_child=release_child,
+                    log_path=os.path.join(self.dir, "runtime.log"),
                     console_socket=console_socket)
             except runtime_cli.Failure as exc:
                 return rt.CreateFailed(message=exc.message, exit_code=exc.exit_code)

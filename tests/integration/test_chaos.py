@@ -190,3 +190,27 @@ def test_a_start_the_record_did_not_keep_is_learnt_from_the_running_task(fresh_e
         assert json.load(f)["State"]["Running"] is True  # and written down
     assert e.cli("stop", "-t", "1", "unsaid").returncode == 0
     assert inspect(e, "unsaid")["State"]["ExitCode"] == 137
+
+
+def test_a_stopped_rm_container_left_by_a_killed_daemon_is_removed_at_its_next_start(fresh_engine):
+    # an auto-removed container's exit is not written before its removal: a
+    # daemon killed in between leaves its record; the next one removes it
+    # (as dockerd does), whatever that record says
+    e = fresh_engine
+    cid = e.cli("run", "-d", "--rm", "--name", "leftover", "busybox", "sleep", "600").stdout.decode().strip()
+    pid = inspect(e, "leftover")["State"]["Pid"]
+    e.cli("create", "--rm", "--name", "never-started", "busybox", "true", check=True)
+    e.kill_daemon(signal.SIGKILL)
+    wait_for(lambda: not e.supervisor_pid(), what="the supervisor to die with the daemon")
+    os.kill(pid, signal.SIGKILL)
+    path = os.path.join(e.root, "containers", cid, "config.v2.json")
+    with open(path) as f:
+        rec = json.load(f)
+    rec["State"].update(Status="exited", Running=False, Pid=0, ExitCode=137)
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    e.start()
+    wait_for(lambda: e.cli("ps", "-a", "--format", "{{.Names}}").stdout == b"never-started\n",
+             what="the stopped --rm container to be removed")
+    assert not os.path.exists(os.path.join(e.root, "containers", cid))
+    assert e.cli("rm", "never-started").returncode == 0

@@ -135,3 +135,32 @@ def test_kill_does_not_signal_a_reaped_init(tmp_path, monkeypatch):
     trio.run(main)
     p.returncode = 0
     assert sent == []
+
+
+async def test_the_reaper_drops_the_exit_of_a_forgotten_child_and_keeps_the_others():
+    # the intermediate of a create run in the shim is let go once it reported
+    # (Reaper.forget): its exit must not pile up among the unclaimed ones
+    import trio
+
+    from actors.shim import Reaper
+
+    reaper = Reaper()
+    async with trio.open_nursery() as n:
+        await n.start(reaper.run)
+        early = os.fork()
+        if early == 0:
+            os._exit(3)
+        late = os.fork()
+        if late == 0:
+            os._exit(4)
+        kept = os.fork()
+        if kept == 0:
+            os._exit(5)
+        reaper.forget(late)  # before it exits
+        assert wait_status_to_exit_code(await reaper.wait(kept)) == 5
+        with trio.fail_after(5):
+            while early not in reaper.exits or late in reaper._forgotten:
+                await trio.sleep(0.01)
+        reaper.forget(early)  # after it exited
+        assert reaper.exits == {} and reaper._forgotten == set()
+        n.cancel_scope.cancel()
