@@ -1382,9 +1382,10 @@ async def stop_container(daemon, rec: dict, t: int | None, sig: int | None) -> N
 
 
 async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False,
-                           volumes: bool = False, task_gone: bool = False) -> None:
-    """``task_gone``: its task was just deleted (the exit of an auto-removed
-    container was acknowledged): no need to ask the supervisor again."""
+                           volumes: bool = False, exited: bool = False) -> None:
+    """``exited``: the auto-removal of a container whose task just exited: its
+    record goes first (a `wait` for its removal is answered at once), then
+    its task (the shim unmounts its root), then its directory."""
     cid = rec["Id"]
     if rec["State"]["Running"]:
         if not force:
@@ -1398,23 +1399,22 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
     async with daemon.lock(cid):
         if cid not in daemon.records:
             return
+        early = exited and not rec["State"]["Running"]
         rec["State"]["Status"] = "removing"
+        if early:
+            _forget_record(daemon, rec)
+            daemon.notify(cid)
         # a task that never ran (create failed half-way) may still have a shim
         try:
-            if not (task_gone and not rec["State"]["Running"]):
-                await sup_call(daemon, sup.DeleteTask(container_id=cid), timeout=30)
+            await sup_call(daemon, sup.DeleteTask(container_id=cid), timeout=30)
         except RemoteError as exc:
-            if exc.code not in (ErrorCode.NOT_FOUND,):
-                if exc.code is ErrorCode.FAILED_PRECONDITION:
-                    rec["State"]["Status"] = "running" if rec["State"]["Running"] else "exited"
-                    raise HTTPError(409, f"container {cid} is still running") from None
-        daemon.removed_exit[cid] = rec["State"].get("ExitCode", 0)
-        daemon.records.pop(cid, None)
-        from .api_exec import forget_execs
-
-        forget_execs(daemon, cid)
-        if daemon.names.get(rec["Name"]) == cid:
-            daemon.names.pop(rec["Name"], None)
+            if exc.code is ErrorCode.FAILED_PRECONDITION and not early:
+                rec["State"]["Status"] = "running" if rec["State"]["Running"] else "exited"
+                raise HTTPError(409, f"container {cid} is still running") from None
+            if exc.code is not ErrorCode.NOT_FOUND:
+                log.warning("delete of the task of %s failed: %s", cid[:12], exc.message)
+        if not early:
+            _forget_record(daemon, rec)
         await daemon.discard_dir(daemon.container_dir(cid))
         if daemon.images.has_pins(cid):
             # it was the last user of layers whose image was force-removed:
@@ -1429,6 +1429,17 @@ async def remove_container(daemon, rec: dict, *, force: bool, auto: bool = False
         from .api_volumes import remove_anonymous
 
         await remove_anonymous(daemon, rec)
+
+
+def _forget_record(daemon, rec: dict) -> None:
+    from .api_exec import forget_execs
+
+    cid = rec["Id"]
+    daemon.removed_exit[cid] = rec["State"].get("ExitCode", 0)
+    daemon.records.pop(cid, None)
+    forget_execs(daemon, cid)
+    if daemon.names.get(rec["Name"]) == cid:
+        daemon.names.pop(rec["Name"], None)
 
 
 # -- top and stats: /proc and the container's cgroup ---------------------------------

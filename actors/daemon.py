@@ -472,22 +472,21 @@ class Daemon:
                         await self.save_in_thread(rec)
                     self.events.publish("container", "die", cid,
                                         self.event_attrs(rec, exitCode=str(exit_status)))
-        task_gone = False
-        if ack:
+        autoremove = rec is not None and bool(rec.get("HostConfig", {}).get("AutoRemove"))
+        if ack and not autoremove:  # (an auto-removal deletes the task itself)
             try:
                 await self.sup_request(sup.DeleteTask(container_id=cid))
-                task_gone = True
             except RemoteError as exc:
                 if exc.code is not ErrorCode.NOT_FOUND:
                     log.warning("delete of task %s failed: %s", cid[:12], exc)
         if rec is not None:
             self.notify(cid)
-            if rec.get("HostConfig", {}).get("AutoRemove") and cid in self.records:
+            if autoremove and cid in self.records:
                 from . import api
 
                 try:
-                    await api.remove_container(self, rec, force=True, auto=True, task_gone=task_gone)
-                except RemoteError as exc:
+                    await api.remove_container(self, rec, force=True, auto=True, exited=True)
+                except (RemoteError, api.HTTPError) as exc:
                     log.warning("auto-remove of %s failed: %s", cid[:12], exc)
 
 
