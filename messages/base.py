@@ -123,6 +123,10 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bytes, _strict(bytes))
     conv.register_structure_hook(dict, _strict(dict))
     conv.register_structure_hook(Any, lambda v, _t: v)
+    # a free-form JSON document (an OCI spec, resources) goes as it is: cattrs
+    # would walk every value of it by its runtime type (0.2 ms for a spec
+    # with a seccomp profile, twice per create)
+    conv.register_unstructure_hook_func(lambda t: t == dict[str, Any], lambda v: v)
     return conv
 
 
