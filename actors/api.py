@@ -1156,7 +1156,7 @@ async def start_container(daemon, rec: dict) -> None:
             runtime = ""
         create = sup.CreateTask(container_id=cid, spec=spec, rootfs=mounts, log_path=rec["LogPath"],
                                 runtime=runtime, stdin=bool(rec["Config"].get("OpenStdin")),
-                                terminal=bool(rec["Config"].get("Tty")))
+                                terminal=bool(rec["Config"].get("Tty")), start=True)
         try:
             await _previous_task_gone(daemon, cid)
             created = await _create_task(daemon, create)
@@ -1173,7 +1173,7 @@ async def start_container(daemon, rec: dict) -> None:
             _auto_remove_later(daemon, rec)
             raise
         try:
-            started = await _start_task(daemon, cid)
+            started = created if created.started else await _start_task(daemon, cid)
         except RemoteError:
             try:
                 await sup_call(daemon, sup.KillTask(container_id=cid, signal=signal_mod.SIGKILL, all=True))
@@ -1246,7 +1246,11 @@ async def _create_task(daemon, create: "sup.CreateTask"):
         await _link_settled(daemon)
         task = await _find_task(daemon, cid)
         if task is not None and task.status == "created":
-            return task
+            return sup.TaskCreated(container_id=cid, pid=task.pid)
+        if task is not None and create.start and task.status in ("running", "paused", "stopped"):
+            # the create and its start went through (a stopped one has exited
+            # since: its exit event follows)
+            return sup.TaskCreated(container_id=cid, pid=task.pid, started=True)
         if task is not None:
             await _delete_task_quietly(daemon, cid)
             await _previous_task_gone(daemon, cid)

@@ -547,6 +547,10 @@ async def amain(config: Config) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    # worker threads run Python here too (specs, record writes, removing a
+    # container's directory): the loop gets the GIL back within this long
+    # rather than the default 5 ms
+    sys.setswitchinterval(0.0005)
     if os.geteuid() != 0:
         print("trioctrd: the daemon needs root (namespaces, mounts, cgroups)", file=sys.stderr)
         return 1

@@ -1683,10 +1683,7 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
             write_id_maps(mid, cfg["linux"])
             chan.send(Msg(IDMAPS_WRITTEN))
             msg = chan.recv()
-        if _is(msg, CREATED):
-            opts.release_child(mid)  # (it exits once it has said so)
-            reaped = True
-        else:
+        if not _is(msg, CREATED):
             status = opts.wait_child(mid)
             reaped = True
             _expect(msg, CREATED, f"container init failed to start (intermediate status {status})")
@@ -1703,6 +1700,9 @@ def _spawn_init(cfg, bundle, rootfs, cdir, cgroup, opts: CreateOptions, log: Log
             chan.send(Msg(CGROUP_JOINED))
         except OSError:
             pass  # the init is gone: its CreateFailed (or EOF) is read below
+        # (after the init was let go: it exits once it has said CREATED)
+        opts.release_child(mid)
+        reaped = True
         msg = chan.recv()
         if runtime_hooks and _is(msg, RUN_HOOKS):
             # the container's namespaces and mounts exist; pivot_root is next

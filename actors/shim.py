@@ -56,6 +56,7 @@ INIT_PID = "init.pid"
 EXIT_JSON = "exit.json"
 LOG = "shim.log"
 # our own runtime's commands that the shim calls in-process (no fork, no hooks)
+SWITCH_INTERVAL = 0.0005  # seconds; see cmd_zygote
 IN_PROCESS_COMMANDS = frozenset({"create", "start", "kill", "delete", "pause", "resume", "update"})
 BUNDLE = "bundle"
 
@@ -441,6 +442,11 @@ def cmd_zygote(ctl_fd: int, home: str) -> int:
     from array import array
 
     gc.freeze()
+    # a shim's worker threads run Python (the runtime's create, cgroup set-up)
+    # while its trio loop must answer the supervisor: a thread that wants the
+    # GIL gets it within this long (the default, 5 ms, was seen holding an
+    # answer back by as much)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     ctl = socket.socket(fileno=ctl_fd)
     for line in ctl.makefile("rb"):
         word = line.decode(errors="replace").strip()
@@ -825,7 +831,10 @@ class ShimService:
                 # seen through whoever listens (the console wait included): the
                 # task's state must say what the runtime did
                 with trio.CancelScope(shield=True):
-                    return await self._create()
+                    created = await self._create()
+                    if msg.start:
+                        return await self._start_after_create(created)
+                    return created
             if isinstance(msg, sh.ShimStart):
                 return await self._start()
             if isinstance(msg, sh.ShimKill):
@@ -1231,6 +1240,17 @@ class ShimService:
                 await link.send_event(event)
             except Exception:
                 pass
+
+    async def _start_after_create(self, created: sup.TaskCreated) -> sup.TaskCreated:
+        """ShimCreate(start=True): the start follows at once.  If it fails the
+        task stays created and the answer says so: the StartTask the daemon
+        sends then tries again and reports the error."""
+        try:
+            await self._start()
+        except (RemoteError, StateError) as exc:
+            log.warning("start right after create failed: %s", exc)
+            return created
+        return sup.TaskCreated(container_id=created.container_id, pid=created.pid, started=True)
 
     async def _start(self):
         async with self._lock:

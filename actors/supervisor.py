@@ -371,7 +371,7 @@ class Supervisor:
                 handle.link = await open_unix_link(os.path.join(d, shimmod.SOCKET),
                                                    role="supervisor", name=f"shim {cid[:12]}")
                 self._nursery.start_soon(self._watch_shim, handle)
-            reply = await self._shim_request(handle, sh.ShimCreate())
+            reply = await self._shim_request(handle, sh.ShimCreate(start=msg.start))
         except BaseException:
             handle.started.set()  # (no start comes: refill now)
             await self._abandon(handle)
@@ -381,7 +381,10 @@ class Supervisor:
             # starts it right after the create): its start-up (a fork, ~6 ms
             # of CPU and a handshake on our loop) would compete with both
             self._nursery.start_soon(self._refill_after, handle.started)
-        handle.info = sup.TaskInfo(container_id=cid, pid=reply.pid, status="created")
+        handle.info = sup.TaskInfo(container_id=cid, pid=reply.pid,
+                                   status="running" if reply.started else "created")
+        if reply.started:
+            handle.started.set()
         return reply
 
     async def _refill_after(self, started: trio.Event) -> None:

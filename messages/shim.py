@@ -37,9 +37,12 @@ class ShimAssigned:
 @message
 @attrs.frozen(kw_only=True)
 class ShimCreate:
-    """Run the runtime's create for the bundle the shim was started with."""
+    """Run the runtime's create for the bundle the shim was started with;
+    ``start``: and then its start (answered TaskCreated with ``started``; a
+    start that fails there is left for a StartTask to try and report)."""
 
     TYPE: ClassVar[str] = "shim.create"
+    start: bool = False
 
 
 @message

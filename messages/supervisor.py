@@ -47,6 +47,8 @@ class CreateTask:
     runtime: str = ""  # "" = trioctr's own runtime
     stdin: bool = False
     terminal: bool = False
+    # and start it (one round trip less): TaskCreated says whether it did
+    start: bool = False
 
 
 @message
@@ -55,6 +57,7 @@ class TaskCreated:
     TYPE: ClassVar[str] = "sup.created"
     container_id: str
     pid: int
+    started: bool = False  # (asked by CreateTask.start, and done)
 
 
 @message
