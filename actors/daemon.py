@@ -82,8 +82,6 @@ class Daemon:
         self.trash_dir = os.path.join(config.root, "trash")
         for d in (config.root, self.containers_dir, config.exec_root, self.trash_dir):
             os.makedirs(d, mode=0o711, exist_ok=True)
-        for name in os.listdir(self.trash_dir):
-            shutil.rmtree(os.path.join(self.trash_dir, name), ignore_errors=True)
         self.id = self._daemon_id()
         self.images = ImageStore(os.path.join(config.root, "image"))
         # a daemon killed mid-pull leaves temp files and half-unpacked layers:
@@ -131,12 +129,18 @@ class Daemon:
 
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            nursery.start_soon(trio.to_thread.run_sync, self._empty_trash)
             await nursery.start(self._keep_supervisor)
             router = api.make_router(self)
             await nursery.start(lambda task_status: serve_unix(
                 self.config.host, router, mode=self.config.socket_mode, task_status=task_status))
             log.info("API listening on unix://%s", self.config.host)
             task_status.started()
+
+    def _empty_trash(self) -> None:
+        """What a daemon killed while removing containers left in the trash."""
+        for name in os.listdir(self.trash_dir):
+            shutil.rmtree(os.path.join(self.trash_dir, name), ignore_errors=True)
 
     def close(self) -> None:
         self.flush_saves()
@@ -366,9 +370,10 @@ class Daemon:
         self.notify(rec["Id"])
 
     def save_soon(self, rec: dict, *, notify: bool = True) -> None:
-        """Persist a record in the background, off the request's path: for the
-        state a restarted daemon learns again from the supervisor's tasks
-        (started, exited: see _reconcile).  A later ``save`` wins over it."""
+        """Persist a record in the background, off the request's path: for what
+        a restarted daemon learns again (a start, from the running task; the
+        exit of an auto-removed container, removed anyway: see _reconcile).
+        A later ``save`` wins over it."""
         cid = rec["Id"]
         if notify:
             self.notify(cid)

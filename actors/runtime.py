@@ -25,11 +25,10 @@ Theory of operation of ``create`` (as runc):
                              [unshare(NEWTIME), timens_offsets]
                              fork ------------------> setsid, [v1: joins the
                   <--------- CREATED(pid)             cgroup: tasks <- 0]
-    waitpid(intermediate)    exit                     wait for CGROUP_JOINED
-    [v2: cgroup.procs <- pid]
+    [v2: cgroup.procs <- pid] exit                    wait for CGROUP_JOINED
     oom_score_adj
     CGROUP_JOINED --------------------------------->  setns / unshare namespaces,
-                                                      mounts, devices
+    waitpid(intermediate)                             mounts, devices
                   <---------------------------------  [RUN_HOOKS]
     [prestart, createRuntime hooks]
     [HOOKS_DONE] ---------------------------------->  [createContainer hooks]
@@ -1742,8 +1741,8 @@ def create_in_host(root: str, container_id: str, bundle: str, *, pid_file: str,
     it forks sheds the host first (_shed_host): its signal handlers, its fds,
     its stdio (``stdio`` become 0, 1, 2).  ``wait_child(pid) -> wait status``
     waits for a child: the host's reaper owns waitpid; ``release_child(pid)``
-    leaves one to it (its status is not wanted: it exits by itself).  Not for bundles with
-    hooks (they are the runtime's own children)."""
+    leaves one to it (its status is not wanted: it exits by itself).  Not for
+    bundles with hooks (they are the runtime's own children)."""
     opts = CreateOptions(container_id, bundle, pid_file=pid_file, console_socket=console_socket)
     opts.host_stdio = stdio
     opts.wait_child = wait_child

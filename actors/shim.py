@@ -55,9 +55,9 @@ PID_FILE = "shim.pid"
 INIT_PID = "init.pid"
 EXIT_JSON = "exit.json"
 LOG = "shim.log"
-# our own runtime's commands that the shim calls in-process (no fork, no hooks)
-SWITCH_INTERVAL = 0.0005  # seconds; see cmd_zygote
+# our own runtime's commands that the shim calls in-process (no hooks; see _in_process)
 IN_PROCESS_COMMANDS = frozenset({"create", "start", "kill", "delete", "pause", "resume", "update"})
+SWITCH_INTERVAL = 0.0005  # seconds; see cmd_zygote
 BUNDLE = "bundle"
 
 

@@ -163,7 +163,7 @@ def test_directories_left_in_the_trash_by_killed_actors_go_at_their_next_start(f
     e.kill_daemon(signal.SIGKILL)
     wait_for(lambda: not e.supervisor_pid(), what="the supervisor to die with the daemon")
     e.start()
-    assert os.listdir(trash) == []
+    wait_for(lambda: not os.listdir(trash), what="the daemon to empty its trash")
     assert e.cli("ps", "-aq").stdout == b""
 
 
