@@ -304,23 +304,35 @@ def cache_key(spec: dict) -> str:
     return sha256(data).hexdigest()
 
 
+CACHE_MAX = 64  # compiled programs kept; the least recently used go first
+CACHE_TMP_AGE = 3600.0  # seconds after which a writer's temporary file is litter
+
+
 def compile_cached(spec: dict, cache_dir: str | None) -> "Filter | Program":
     """``compile(spec)``, through a cache of exported programs in
     ``cache_dir`` (root's, 0700): building Docker's default profile with
     libseccomp takes ~15 ms per container, loading the program it made ~0.1.
-    A miss builds the filter (and stores its program for next time)."""
+    A miss builds the filter (and stores its program for next time); a hit
+    marks its entry used (mtime).  At most CACHE_MAX entries are kept."""
     nr = _NR_SECCOMP.get(os.uname().machine)
     if not cache_dir or nr is None:
         return compile(spec)
     flags = 0
     for flag in spec.get("flags") or []:
         flags |= _LOAD_FLAGS.get(flag, 0)
-    path = os.path.join(cache_dir, cache_key(spec) + ".bpf")
+    name = cache_key(spec) + ".bpf"
+    path = os.path.join(cache_dir, name)
     try:
         with open(path, "rb") as f:
-            return Program(f.read(), flags, nr)
+            program = Program(f.read(), flags, nr)
     except (OSError, ValueError):
         pass
+    else:
+        try:
+            os.utime(path)  # (for the eviction: least recently used first)
+        except OSError:
+            pass
+        return program
     filt = compile(spec)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
@@ -336,7 +348,44 @@ def compile_cached(spec: dict, cache_dir: str | None) -> "Filter | Program":
             os.unlink(tmp)
         except OSError:
             pass
+    else:
+        _evict(cache_dir, keep=name)
     return filt
+
+
+def _evict(cache_dir: str, keep: str) -> None:
+    """Bound the cache: the least recently used programs beyond CACHE_MAX go
+    (``keep``, just written, stays), and so do old temporary files (of a
+    writer that died)."""
+    import time
+
+    try:
+        names = os.listdir(cache_dir)
+    except OSError:
+        return
+    now = time.time()
+    programs = []
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if name.endswith(".bpf"):
+            if name != keep:
+                programs.append((mtime, path))
+        elif ".bpf.tmp" in name and now - mtime > CACHE_TMP_AGE:
+            _unlink_quietly(path)
+    programs.sort()
+    for _, path in programs[:max(0, len(programs) + 1 - CACHE_MAX)]:
+        _unlink_quietly(path)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _attr(lib, ctx, attr: int, value: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
@@ -527,3 +528,31 @@ def test_a_forked_child_joins_a_v1_cgroup_by_itself(cgroup_parent):
 
 def test_v2_has_no_self_join():
     assert cgroups.CgroupV2("/sys/fs/cgroup", "/sys/fs/cgroup/x").open_self_join() is None
+
+
+def test_the_seccomp_program_cache_is_bounded_least_recently_used_first(tmp_path, monkeypatch):
+    from linux import seccomp
+
+    monkeypatch.setattr(seccomp, "CACHE_MAX", 3)
+    cache = tmp_path / "cache"
+
+    def spec(n: int) -> dict:
+        return {"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": n}]}
+
+    def entry(n: int):
+        return cache / (seccomp.cache_key(spec(n)) + ".bpf")
+
+    for n, age in ((1, 400), (2, 300), (3, 200)):
+        seccomp.compile_cached(spec(n), str(cache)).release()
+        os.utime(entry(n), (time.time() - age, time.time() - age))
+    # a hit marks its entry used: 1 is now the most recent, 2 the least
+    assert isinstance(seccomp.compile_cached(spec(1), str(cache)), seccomp.Program)
+    litter = cache / (entry(9).name + ".tmp4242")
+    litter.write_bytes(b"half")
+    os.utime(litter, (time.time() - 2 * seccomp.CACHE_TMP_AGE,) * 2)
+    fresh_litter = cache / (entry(8).name + ".tmp4343")
+    fresh_litter.write_bytes(b"being written")
+    seccomp.compile_cached(spec(4), str(cache)).release()  # a miss: 4 in, 2 out
+    assert sorted(p.name for p in cache.glob("*.bpf")) == sorted(entry(n).name for n in (1, 3, 4))
+    assert not litter.exists() and fresh_litter.exists()
