@@ -14,6 +14,9 @@ p50/p90 wall time over N runs of:
 - the same docker commands against an isolated dockerd of its own (temporary
   roots and socket, no bridge, no iptables), when Debian's docker.io is installed
 
+``--interleave``: only the docker CLI, against trioctrd and dockerd in turn, run
+by run (the numbers issue 5 asks for; this VM's speed drifts over minutes).
+
 Everything it makes is removed at the end.
 """
 
@@ -116,14 +119,55 @@ def runtime_rows(n: int, base: str, cgroup_parent: str) -> list:
     return rows
 
 
+def trioctrd_env(e: Engine, base: str) -> dict:
+    """The docker CLI's environment for trioctrd."""
+    envv = env()
+    envv["DOCKER_HOST"] = f"unix://{e.sock}"
+    envv["DOCKER_CONFIG"] = os.path.join(base, "docker-config")
+    return envv
+
+
+def start_sleepers(envv: dict) -> None:
+    """The 3 running containers of the `docker ps` rows."""
+    for _ in range(3):
+        subprocess.run(["docker", "run", "-d", "busybox", "sleep", "300"], check=True,
+                       capture_output=True, env=envv)
+
+
+def block_rows(n: int, e: Engine, base: str, tar: str) -> list:
+    """Each command N times in a row: our CLI and the docker CLI against trioctrd, the
+    runtimes, then the docker CLI against dockerd (when there is one)."""
+    rows = []
+    cli = [sys.executable, "-m", "cli", "-H", f"unix://{e.sock}"]
+    rows.append(("trioctr run --rm busybox true", timed(cli + ["run", "--rm", "busybox", "true"], n, envv=env())))
+    for _ in range(3):
+        e.cli("run", "-d", "busybox", "sleep", "300", check=True)
+    rows.append(("trioctr ps (3 running)", timed(cli + ["ps"], n, envv=env())))
+    if shutil.which("docker"):
+        denv = trioctrd_env(e, base)
+        rows.append(("docker run --rm busybox true -> trioctrd",
+                     timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv, check=False)))
+        rows.append(("docker ps -> trioctrd (3 running)", timed(["docker", "ps"], n, envv=denv)))
+    rows += runtime_rows(n, base, e.cgroup_parent)
+    if dockerd.available():
+        # the same docker CLI against an isolated dockerd (Debian's docker.io)
+        with dockerd.isolated_dockerd(tar, env=env()) as denv:
+            rows.append(("docker run --rm busybox true -> dockerd",
+                         timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv)))
+            start_sleepers(denv)
+            rows.append(("docker ps -> dockerd (3 running)", timed(["docker", "ps"], n, envv=denv)))
+    else:
+        print("no dockerd on this host (apt install docker.io): the dockerd comparison is skipped",
+              file=sys.stderr)
+    return rows
+
+
 def interleaved_rows(n: int, e: Engine, base: str, tar: str, gap: float) -> list:
     """The docker CLI against trioctrd and against dockerd, one run each in turn, then the
     same for ``docker ps`` with 3 containers running on each; rows with the ratio."""
     if not (shutil.which("docker") and dockerd.available()):
         raise SystemExit("bench --interleave: needs the docker CLI and Debian's docker.io")
-    tenv = env()
-    tenv["DOCKER_HOST"] = f"unix://{e.sock}"
-    tenv["DOCKER_CONFIG"] = os.path.join(base, "docker-config")
+    tenv = trioctrd_env(e, base)
     rows = []
     with dockerd.isolated_dockerd(tar, env=env()) as denv:
         for label, argv, setup in (
@@ -131,9 +175,7 @@ def interleaved_rows(n: int, e: Engine, base: str, tar: str, gap: float) -> list
                 ("docker ps (3 running)", ["docker", "ps"], True)):
             if setup:
                 for envv in (tenv, denv):
-                    for _ in range(3):
-                        subprocess.run(["docker", "run", "-d", "busybox", "sleep", "300"], check=True,
-                                       capture_output=True, env=envv)
+                    start_sleepers(envv)
             samples = {"trioctrd": [], "dockerd": []}
             for i in range(n + 2):
                 for name, envv in (("trioctrd", tenv), ("dockerd", denv)):
@@ -203,33 +245,8 @@ def main() -> int:
         e.cli("import", "-c", 'CMD ["sh"]', tar, "busybox:latest", check=True)
         if args.interleave:
             rows += interleaved_rows(n, e, base, tar, args.gap)
-            print(rows_table(rows))
-            return 0
-        cli = [sys.executable, "-m", "cli", "-H", f"unix://{e.sock}"]
-        rows.append(("trioctr run --rm busybox true", timed(cli + ["run", "--rm", "busybox", "true"], n, envv=env())))
-        for _ in range(3):
-            e.cli("run", "-d", "busybox", "sleep", "300", check=True)
-        rows.append(("trioctr ps (3 running)", timed(cli + ["ps"], n, envv=env())))
-        if shutil.which("docker"):
-            denv = env()
-            denv["DOCKER_HOST"] = f"unix://{e.sock}"
-            denv["DOCKER_CONFIG"] = os.path.join(base, "docker-config")
-            rows.append(("docker run --rm busybox true -> trioctrd",
-                         timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv, check=False)))
-            rows.append(("docker ps -> trioctrd (3 running)", timed(["docker", "ps"], n, envv=denv)))
-        rows += runtime_rows(n, base, e.cgroup_parent)
-        if dockerd.available():
-            # the same docker CLI against an isolated dockerd (Debian's docker.io)
-            with dockerd.isolated_dockerd(tar, env=env()) as denv:
-                rows.append(("docker run --rm busybox true -> dockerd",
-                             timed(["docker", "run", "--rm", "busybox", "true"], n, envv=denv)))
-                for _ in range(3):
-                    subprocess.run(["docker", "run", "-d", "busybox", "sleep", "300"], check=True,
-                                   capture_output=True, env=denv)
-                rows.append(("docker ps -> dockerd (3 running)", timed(["docker", "ps"], n, envv=denv)))
         else:
-            print("no dockerd on this host (apt install docker.io): the dockerd comparison is skipped",
-                  file=sys.stderr)
+            rows += block_rows(n, e, base, tar)
     finally:
         e.cleanup()
         shutil.rmtree(base, ignore_errors=True)
