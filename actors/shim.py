@@ -57,7 +57,7 @@ EXIT_JSON = "exit.json"
 LOG = "shim.log"
 # our own runtime's commands that the shim calls in-process (no hooks; see _in_process)
 IN_PROCESS_COMMANDS = frozenset({"create", "start", "kill", "delete", "pause", "resume", "update"})
-SWITCH_INTERVAL = 0.0005  # seconds; see cmd_zygote
+SWITCH_INTERVAL = 0.0005  # seconds; see _setup_shim
 BUNDLE = "bundle"
 
 
@@ -442,11 +442,6 @@ def cmd_zygote(ctl_fd: int, home: str) -> int:
     from array import array
 
     gc.freeze()
-    # a shim's worker threads run Python (the runtime's create, cgroup set-up)
-    # while its trio loop must answer the supervisor: a thread that wants the
-    # GIL gets it within this long (the default, 5 ms, was seen holding an
-    # answer back by as much)
-    sys.setswitchinterval(SWITCH_INTERVAL)
     ctl = socket.socket(fileno=ctl_fd)
     for line in ctl.makefile("rb"):
         word = line.decode(errors="replace").strip()
@@ -603,6 +598,11 @@ def _setup_shim(shim_dir: str) -> ShimConfig:
     for m in cfg.rootfs:
         sc.mount(m["source"], rootfs, m["type"], 0, ",".join(m.get("options", [])))
     quick_write(os.path.join(shim_dir, PID_FILE), str(os.getpid()).encode())
+    # our worker threads run Python (the runtime's create, cgroup set-up)
+    # while the trio loop must answer the supervisor: a thread that wants the
+    # GIL gets it within this long (the default, 5 ms, was seen holding an
+    # answer back by as much)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s shim %(levelname)s %(message)s")
     return cfg
 
